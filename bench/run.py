@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from fairprune.architectures import build_model  # noqa: E402
 from fairprune.config import FinetuneConfig, PruneConfig, TrainConfig  # noqa: E402
-from fairprune.datasets import load_dataset  # noqa: E402
+from fairprune.data import load_dataset  # noqa: E402
 from fairprune.evaluate import dense_outputs, measure_latency, predict  # noqa: E402
-from fairprune.pruning import prune_model  # noqa: E402
+from fairprune.nets.architectures import build_model  # noqa: E402
+from fairprune.prune.targeting import prune_model  # noqa: E402
 from fairprune.train import finetune, train_dense  # noqa: E402
 
 

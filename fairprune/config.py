@@ -25,7 +25,7 @@ class TrainConfig:
 class PruneConfig:
     """How one structured (or unstructured) pruning step is made."""
 
-    criterion: str = "l1"  # key of fairprune.pruning.CRITERIA
+    criterion: str = "l1"  # key of fairprune.prune.CRITERIA
     target_reduction: float = 0.75  # wanted FLOPs (MACs) reduction, 1 - macs_pruned / macs_dense
     tolerance: float = 0.01  # accepted |reached - target|, as a fraction (0.01 = 1 point)
     min_weight: float = 0.75  # PW loss w_min for PW criteria (reference default)
@@ -63,7 +63,7 @@ class FinetuneConfig:
 class SweepConfig:
     """A grid: criterion × loss × target FLOPs reduction × seed, on one dense model."""
 
-    dataset: str = "synthderm"  # key of fairprune.datasets.DATASETS
+    dataset: str = "synthderm"  # key of fairprune.data.DATASETS
     data_root: str | None = None  # folder holding a real dataset (None for synthderm)
     csv: str | None = None  # CSV file for the generic "csv" dataset
     dataset_options: dict = field(default_factory=dict)  # loader options (alpha, beta, variant…)

@@ -10,10 +10,11 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from fairprune.architectures import build_model
 from fairprune.config import FinetuneConfig, PruneConfig, SweepConfig, TrainConfig
-from fairprune.datasets import load_dataset
-from fairprune.store import ModelRecord, list_models, save_dense_model
+from fairprune.data import load_dataset
+from fairprune.nets.architectures import build_model
+from fairprune.nets.checkpoint import list_models, save_dense_model
+from fairprune.nets.manifest import ModelRecord
 from fairprune.train import train_dense
 from fairprune.utils import Progress
 

@@ -19,9 +19,9 @@ ERR_UNKNOWN_PRESET = "unknown experiment {name!r}; choose one of: {choices}."
 class Experiment:
     """One of the paper's experiments."""
 
-    dataset: str  # key of fairprune.datasets.DATASETS
+    dataset: str  # key of fairprune.data.DATASETS
     dataset_options: dict  # loader options (variant, alpha, beta, image_size…)
-    arch: str  # key of fairprune.architectures.ARCHITECTURES
+    arch: str  # key of fairprune.nets.ARCHITECTURES
     num_outputs_binary_single_logit: bool  # CelebA's reference model has one sigmoid output
     reductions: tuple[float, ...]  # the paper's FLOPs-reduction levels
     criteria: tuple[str, ...]  # CE and PW forms of the criteria the paper compares

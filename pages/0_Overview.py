@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fairprune import charts, ui, views
+from fairprune.app import charts, ui, views
 
 ui.setup_page("Overview")
 st.title("fairprune — who does pruning hurt?")
@@ -22,8 +22,7 @@ if long.empty:
         "Or run `python -m fairprune demo` in a terminal."
     )
     if st.button("Run the demo", key="overview_run_demo", type="primary"):
-        from fairprune.demo import demo_sweep_config, ensure_demo_model
-        from fairprune.sweep import run_sweep
+        from fairprune.app.api import demo_sweep_config, ensure_demo_model, run_sweep
 
         bar = st.progress(0.0, text="Training the dense model…")
         with ui.guard():

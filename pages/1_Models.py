@@ -3,9 +3,14 @@
 import pandas as pd
 import streamlit as st
 
-from fairprune import ui
-from fairprune.architectures import ARCHITECTURES
-from fairprune.store import MAX_UPLOAD_BYTES, import_upload, load_model, record_to_row
+from fairprune.app import ui
+from fairprune.app.api import (
+    ARCHITECTURES,
+    MAX_UPLOAD_BYTES,
+    import_upload,
+    load_model,
+    record_to_row,
+)
 
 ui.setup_page("Models")
 st.title("Models")

@@ -3,8 +3,8 @@
 import numpy as np
 import streamlit as st
 
-from fairprune import charts, ui
-from fairprune.datasets import DATASETS, summarize
+from fairprune.app import charts, ui
+from fairprune.app.api import DATASETS, summarize
 
 ui.setup_page("Dataset")
 st.title("Dataset")

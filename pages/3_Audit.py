@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from fairprune import charts, ui, views
-from fairprune.metrics import METRICS, accuracy_gap, audit
+from fairprune.app import charts, ui, views
+from fairprune.app.api import METRICS, accuracy_gap, audit
 
 ui.setup_page("Audit")
 st.title("Audit")

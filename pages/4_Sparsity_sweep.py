@@ -2,10 +2,8 @@
 
 import streamlit as st
 
-from fairprune import charts, jobs, ui, views
-from fairprune.config import FinetuneConfig, SweepConfig
-from fairprune.loss import LOSSES, PW_PRESETS
-from fairprune.sweep import criterion_names
+from fairprune.app import charts, jobs, ui, views
+from fairprune.app.api import LOSSES, PW_PRESETS, FinetuneConfig, SweepConfig, criterion_names
 
 ui.setup_page("Sparsity sweep")
 st.title("Sparsity sweep")

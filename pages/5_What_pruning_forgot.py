@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from fairprune import charts, ui, views
+from fairprune.app import charts, ui, views
 
 ui.setup_page("What pruning forgot")
 st.title("What pruning forgot")

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from fairprune import ui
-from fairprune.report import build_report
+from fairprune.app import ui
+from fairprune.app.report import build_report
 
 ui.setup_page("Report")
 st.title("Report")

@@ -18,13 +18,13 @@ def demo_store(tmp_path_factory):
     The dense model is trained for one epoch only: the numbers are real (computed by the same
     pipeline the dashboard shows), just not good ones, which keeps the fixture to ~30 s.
     """
-    from fairprune.architectures import build_model
     from fairprune.config import FinetuneConfig, SweepConfig, TrainConfig
-    from fairprune.datasets import load_dataset
-    from fairprune.pruning import count_macs_params
-    from fairprune.results import ResultsStore
-    from fairprune.store import save_model
-    from fairprune.sweep import run_sweep
+    from fairprune.data import load_dataset
+    from fairprune.nets.architectures import build_model
+    from fairprune.nets.checkpoint import save_model
+    from fairprune.nets.flops import count_macs_params
+    from fairprune.sweep.results import ResultsStore
+    from fairprune.sweep.runner import run_sweep
     from fairprune.train import train_dense
 
     base = tmp_path_factory.mktemp("store")

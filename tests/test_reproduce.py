@@ -7,8 +7,8 @@ import pandas as pd
 from fairprune import reproduce
 from fairprune.cli import main
 from fairprune.config import FinetuneConfig, PruneConfig, TrainConfig
-from fairprune.results import ResultsStore
-from tests.test_real_datasets import _cifar
+from fairprune.sweep.results import ResultsStore
+from tests.data.test_real_datasets import _cifar
 
 
 def test_presets_match_the_paper():
@@ -58,6 +58,6 @@ def test_reproduce_end_to_end_on_a_cifar_fixture(tmp_path, monkeypatch, capsys):
 
 
 def reproduce_classes():
-    from tests.test_real_datasets import CIFAR_NAMES
+    from tests.data.test_real_datasets import CIFAR_NAMES
 
     return CIFAR_NAMES

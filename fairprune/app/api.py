@@ -1,0 +1,37 @@
+"""The backend names the pages use, in one place: pages import ``fairprune.app`` and nothing else.
+
+A page that needs something new from the backend adds it here, so this list is the whole surface
+the dashboard relies on.
+"""
+
+from __future__ import annotations
+
+from fairprune.config import FinetuneConfig, SweepConfig
+from fairprune.data import DATASETS, summarize
+from fairprune.demo import demo_sweep_config, ensure_demo_model
+from fairprune.loss import LOSSES, PW_PRESETS
+from fairprune.metrics import METRICS, accuracy_gap, audit
+from fairprune.nets import ARCHITECTURES, import_upload, load_model, record_to_row
+from fairprune.nets.imports import MAX_UPLOAD_BYTES
+from fairprune.sweep import criterion_names, run_sweep
+
+__all__ = [
+    "ARCHITECTURES",
+    "DATASETS",
+    "LOSSES",
+    "MAX_UPLOAD_BYTES",
+    "METRICS",
+    "PW_PRESETS",
+    "FinetuneConfig",
+    "SweepConfig",
+    "accuracy_gap",
+    "audit",
+    "criterion_names",
+    "demo_sweep_config",
+    "ensure_demo_model",
+    "import_upload",
+    "load_model",
+    "record_to_row",
+    "run_sweep",
+    "summarize",
+]

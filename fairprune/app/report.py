@@ -1,0 +1,155 @@
+"""A self-contained HTML report for review meetings: charts (plotly inlined once, no network),
+tables, configs, model hashes, dataset and date."""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+
+import pandas as pd
+from plotly.offline import get_plotlyjs
+
+from fairprune.app import charts
+from fairprune.app.views import LOSS_LABELS, cells_overview, gaps_table, headline
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
+color:#222;font-size:17px;line-height:1.45}
+h1{font-size:2rem}h2{margin-top:2.2rem;border-bottom:2px solid #ddd;padding-bottom:.3rem}
+table{border-collapse:collapse;margin:.6rem 0;font-size:15px}
+th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}
+.headline{font-size:1.3rem;background:#fff7e0;border-left:6px solid #E69F00;padding:.8rem 1rem}
+.note{color:#555}pre{background:#f6f6f6;padding:.8rem;overflow:auto;font-size:13px}
+"""
+
+
+def _table(df: pd.DataFrame, pct: tuple[str, ...] = ()) -> str:
+    df = df.copy()
+    for col in df.columns:
+        if col in pct:
+            df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v * 100:.1f}")
+        elif pd.api.types.is_float_dtype(df[col]):
+            df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
+    return df.to_html(index=False, escape=True, border=0)
+
+
+def build_report(
+    long: pd.DataFrame,
+    cells: pd.DataFrame,
+    *,
+    sweeps: pd.DataFrame | None = None,
+    dataset_title: str = "",
+    dataset_description: str = "",
+    synthetic: bool = False,
+    title: str = "fairprune audit report",
+    generated: datetime | None = None,
+) -> str:
+    """Render the report as one HTML string.
+
+    Parameters
+    ----------
+    long : DataFrame
+        ``ResultsStore.export_long`` rows to report.
+    cells : DataFrame
+        ``ResultsStore.cells`` rows (configs, hashes, latency).
+    sweeps : DataFrame, optional
+        ``ResultsStore.sweeps`` rows (configs of the sweeps).
+    dataset_title, dataset_description : str
+    synthetic : bool
+        Adds a prominent note that the data is synthetic.
+
+    Returns
+    -------
+    str
+        A complete HTML document with no external references.
+    """
+    generated = generated or datetime.now(UTC)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style>",
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='note'>Generated {generated:%Y-%m-%d %H:%M UTC} by fairprune. Dataset: "
+        f"<b>{html.escape(dataset_title or ', '.join(sorted(long['dataset'].dropna().unique())))}</b>. "
+        f"{html.escape(dataset_description)}</p>",
+    ]
+    if synthetic:
+        parts.append(
+            "<p class='headline'>The data in this report is SYNTHETIC (SynthDerm): it shows how the "
+            "tool works and says nothing about any real model or patient.</p>"
+        )
+    parts.append(f"<p class='headline'>{html.escape(headline(long))}</p>")
+    figs = [
+        charts.accuracy_vs_reduction(long),
+        charts.gap_vs_reduction(long),
+        charts.disparity_chart(long),
+        charts.tradeoff_chart(long),
+    ]
+    parts.append("<h2>Charts</h2>")
+    for fig in figs:
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=False))
+    gaps = gaps_table(long)
+    if not gaps.empty:
+        gaps = gaps.assign(loss=gaps["loss"].map(lambda v: LOSS_LABELS.get(v, v)))
+        parts.append("<h2>Gap per cell</h2><p class='note'>Accuracies and gaps in %.</p>")
+        parts.append(
+            _table(
+                gaps,
+                pct=(
+                    "flops_reduction",
+                    "target_reduction",
+                    "overall_accuracy",
+                    "gap",
+                    "worst_accuracy",
+                ),
+            )  # fmt: skip
+        )
+    groups = long[long["group"] != "overall"]
+    if not groups.empty:
+        per_group = groups[
+            [
+                "model",
+                "criterion",
+                "loss",
+                "target_reduction",
+                "flops_reduction",
+                "group",
+                "n",
+                "accuracy",
+                "accuracy_low",
+                "accuracy_high",
+            ]  # fmt: skip
+        ]
+        parts.append("<h2>Per-group accuracy with 95% bootstrap intervals</h2>")
+        parts.append(
+            _table(
+                per_group,
+                pct=(
+                    "target_reduction",
+                    "flops_reduction",
+                    "accuracy",
+                    "accuracy_low",
+                    "accuracy_high",
+                ),
+            )  # fmt: skip
+        )
+    if not cells.empty:
+        parts.append("<h2>Models</h2>")
+        models = cells[["model", "model_hash", "criterion", "loss", "target_reduction",
+                        "flops_reduction", "macs", "params", "file_size", "latency_ms"]].copy()  # fmt: skip
+        models["model_hash"] = models["model_hash"].str[:16]
+        parts.append(_table(cells_overview(cells)))
+        parts.append("<p class='note'>Content hashes (SHA-256 of the weights, first 16 hex):</p>")
+        parts.append(_table(models[["model", "model_hash", "file_size"]]))
+    if sweeps is not None and not sweeps.empty:
+        parts.append("<h2>Configurations</h2>")
+        for _, s in sweeps.iterrows():
+            cfg = json.dumps(json.loads(s["config_json"]), indent=1)
+            parts.append(
+                f"<h3>{html.escape(str(s['name'] or s['sweep_id']))} ({html.escape(s['sweep_id'])})</h3>"
+                f"<pre>{html.escape(cfg)}</pre>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts)

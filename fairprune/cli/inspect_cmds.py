@@ -1,0 +1,101 @@
+"""Commands that read: ``audit``, ``models``, ``data summary``."""
+
+from __future__ import annotations
+
+import json
+
+from fairprune.cli.common import (
+    _add_data_args,
+    _add_store_args,
+    _bundle,
+    _print_table,
+    _store_paths,
+)
+from fairprune.errors import FairpruneError
+
+
+def cmd_audit(args) -> int:
+    import pandas as pd
+
+    from fairprune.evaluate import predict
+    from fairprune.metrics import accuracy_gap, audit
+    from fairprune.nets.imports import load_model
+
+    bundle = _bundle(args)
+    if args.split not in bundle.splits:
+        raise FairpruneError(
+            f"the dataset has no {args.split!r} split; choose one of: {', '.join(bundle.splits)}."
+        )
+    split = bundle.splits[args.split]
+    tables = []
+    for path in args.models:
+        model, record = load_model(
+            path, arch=args.arch, num_classes=bundle.num_classes, input_size=bundle.input_size
+        )
+        if record.num_classes != bundle.num_classes:
+            raise FairpruneError(
+                f"{path} predicts {record.num_classes} classes but {bundle.title} has "
+                f"{bundle.num_classes}; audit it on the dataset it was trained for."
+            )
+        preds = predict(
+            model, split, model_hash=record.sha256, split_key=f"{bundle.fingerprint}-{args.split}"
+        )
+        table = audit(preds, bundle, intersectional=args.intersectional, n_boot=args.n_boot)
+        table.insert(0, "model", record.name)
+        table["gap"] = accuracy_gap(table)
+        tables.append(table)
+    _print_table(pd.concat(tables, ignore_index=True), as_json=args.json)
+    return 0
+
+
+def cmd_data_summary(args) -> int:
+    from fairprune.data.base import summarize
+
+    bundle = _bundle(args)
+    df = summarize(bundle)
+    if args.json:
+        print(json.dumps(df.to_dict(orient="records"), indent=1))
+    else:
+        _print_table(df)
+    return 0
+
+
+def cmd_models(args) -> int:
+    import pandas as pd
+
+    from fairprune.nets.checkpoint import list_models
+    from fairprune.nets.manifest import record_to_row
+
+    models, _ = _store_paths(args)
+    rows = [record_to_row(r) for r in list_models(models)]
+    if not rows:
+        print(f"no models in {models}; run `python -m fairprune demo` or `train`.")
+        return 0
+    _print_table(pd.DataFrame(rows))
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``audit``, ``models`` and ``data summary`` to the sub-command parsers."""
+    from fairprune.nets.architectures import ARCHITECTURES
+
+    p = sub.add_parser("audit", help="evaluate checkpoints per group on a dataset")
+    _add_data_args(p)
+    p.add_argument("models", nargs="+", help="checkpoints (.safetensors/.json, or .pt with --arch)")
+    p.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES), help="for .pt/.pth")
+    p.add_argument("--split", default="test")
+    p.add_argument("--intersectional", action="store_true", help="groups × true label")
+    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("models", help="list the model store")
+    _add_store_args(p)
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("data", help="inspect a dataset")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    q = dsub.add_parser("summary", help="counts per split × group × label")
+    _add_data_args(q)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_data_summary)

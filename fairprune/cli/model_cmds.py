@@ -1,0 +1,200 @@
+"""Commands on one model: ``train``, ``prune``, ``finetune``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fairprune.cli.common import (
+    TqdmProgress,
+    _add_data_args,
+    _add_store_args,
+    _bundle,
+    _options,
+    _store_paths,
+    add_fit_args,
+    add_pw_args,
+    add_run_args,
+)
+from fairprune.errors import FairpruneError
+
+
+def cmd_train(args) -> int:
+    from fairprune.config import TrainConfig
+    from fairprune.nets.architectures import build_model
+    from fairprune.nets.checkpoint import save_dense_model
+    from fairprune.train import train_dense
+
+    models, _ = _store_paths(args)
+    bundle = _bundle(args)
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        augment=args.augment,
+        device=args.device,
+    )
+    num_outputs = 1 if args.single_logit and bundle.num_classes == 2 else bundle.num_classes
+    model = build_model(args.arch, num_outputs, bundle.input_size)
+    bar = TqdmProgress("train")
+    train_dense(model, bundle.splits["train"], cfg, progress=bar)
+    bar.close()
+    name = args.name or f"{bundle.name}-{args.arch}-dense-s{args.seed}"
+    record = save_dense_model(
+        model, models, name, bundle=bundle, arch=args.arch, num_outputs=num_outputs,
+        config={"train": asdict(cfg), "dataset_options": _options(args.option)},
+    )  # fmt: skip
+    print(record.path)
+    return 0
+
+
+def _calib_for(args, cfg):
+    from fairprune.evaluate import dense_outputs
+    from fairprune.nets.imports import load_model
+    from fairprune.prune.registry import CRITERIA
+
+    if not CRITERIA[cfg.criterion].needs_data:
+        return None
+    bundle = _bundle(args)
+    dense, _ = load_model(args.dense or args.model)
+    split = bundle.splits["train"]
+    logits = dense_outputs(dense, split)
+    out = []
+    for x, y, _g, idx in split.batches(cfg.calib_batch_size, shuffle=True, seed=cfg.seed):
+        out.append((x, y, logits[idx]))
+        if len(out) >= cfg.calib_batches:
+            break
+    return out
+
+
+def cmd_prune(args) -> int:
+    from fairprune.config import PruneConfig
+    from fairprune.nets.checkpoint import save_model
+    from fairprune.nets.imports import load_model
+    from fairprune.prune.targeting import prune_model
+    from fairprune.prune.unstructured import unstructured_prune
+
+    models, _ = _store_paths(args)
+    model, record = load_model(args.model)
+    if args.criterion == "unstructured":
+        pruned, sparsity = unstructured_prune(model, args.target)
+        flops, macs, params = 0.0, record.macs, record.params
+        print(f"weight sparsity reached: {sparsity:.4f} (FLOPs unchanged: unstructured)")
+        cfg = {"unstructured_amount": args.target}
+    else:
+        pcfg = PruneConfig(
+            criterion=args.criterion,
+            target_reduction=args.target,
+            min_weight=args.w_min,
+            gamma=args.gamma,
+            seed=args.seed,
+            device=args.device,
+        )
+        calib = _calib_for(args, pcfg)
+        res = prune_model(model, pcfg, input_size=record.input_size, calib=calib)
+        pruned, flops, macs, params = (
+            res.model,
+            res.flops_reduction,
+            res.macs_after,
+            res.params_after,
+        )
+        print(f"FLOPs reduction reached: {flops:.4f} (target {args.target:.4f})")
+        cfg = {"prune": asdict(pcfg)}
+    fields = asdict(record)
+    for k in ("name", "sha256", "file_size", "created", "path", "layer_shapes", "format_version"):
+        fields.pop(k, None)
+    fields.update(
+        kind="pruned",
+        parent=record.sha256,
+        criterion=args.criterion,
+        loss="none",
+        target_reduction=args.target,
+        flops_reduction=flops,
+        macs=macs,
+        params=params,
+        config={**record.config, **cfg},
+    )
+    name = args.name or f"{record.name}-{args.criterion}-r{round(args.target * 1e4):04d}"
+    out = save_model(pruned.cpu(), models, name, **fields)
+    print(out.path)
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from fairprune.config import FinetuneConfig
+    from fairprune.evaluate import dense_outputs
+    from fairprune.loss import get_loss
+    from fairprune.nets.checkpoint import save_model
+    from fairprune.nets.imports import load_model
+    from fairprune.train import finetune
+
+    models, _ = _store_paths(args)
+    model, record = load_model(args.model)
+    bundle = _bundle(args)
+    cfg = FinetuneConfig(
+        loss=args.loss,
+        min_weight=args.w_min,
+        gamma=args.gamma,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+    )
+    logits = None
+    if get_loss(args.loss).uses_dense:
+        if not args.dense:
+            raise FairpruneError(f"--loss {args.loss} needs --dense DENSE_CHECKPOINT.")
+        dense, _ = load_model(args.dense)
+        logits = dense_outputs(dense, bundle.splits["train"])
+    bar = TqdmProgress("finetune")
+    finetune(model, bundle.splits["train"], cfg, dense_logits=logits, progress=bar)
+    bar.close()
+    fields = asdict(record)
+    for k in ("name", "sha256", "file_size", "created", "path", "layer_shapes", "format_version"):
+        fields.pop(k, None)
+    fields.update(loss=args.loss, config={**record.config, "finetune": asdict(cfg)})
+    out = save_model(model.cpu(), models, args.name or f"{record.name}-{args.loss}", **fields)
+    print(out.path)
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``train``, ``prune`` and ``finetune`` to the sub-command parsers."""
+    from fairprune.loss import LOSSES
+    from fairprune.nets.architectures import ARCHITECTURES
+    from fairprune.sweep.grid import criterion_names
+
+    p = sub.add_parser("train", help="train a dense model from scratch and save it")
+    _add_store_args(p)
+    _add_data_args(p)
+    p.add_argument("--arch", default="demo_cnn", choices=sorted(ARCHITECTURES))
+    add_fit_args(p, epochs=12, lr=3e-3)
+    p.add_argument("--augment", action="store_true", help="random flips during training")
+    p.add_argument(
+        "--single-logit", action="store_true", help="binary task with one sigmoid output"
+    )
+    add_run_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prune", help="prune a checkpoint to a FLOPs reduction (no fine-tuning)")
+    _add_store_args(p)
+    _add_data_args(p)
+    p.add_argument("--model", required=True, help="checkpoint to prune")
+    p.add_argument("--dense", default=None, help="dense model for PW criteria (default: --model)")
+    p.add_argument("--criterion", default="l1", choices=criterion_names())
+    p.add_argument("--target", type=float, required=True, help="FLOPs reduction, e.g. 0.9")
+    add_pw_args(p)
+    add_run_args(p)
+    p.set_defaults(func=cmd_prune)
+
+    p = sub.add_parser("finetune", help="fine-tune a pruned checkpoint with CE, PW or an ablation")
+    _add_store_args(p)
+    _add_data_args(p)
+    p.add_argument("--model", required=True, help="pruned checkpoint")
+    p.add_argument("--dense", default=None, help="dense parent (needed by PW losses)")
+    p.add_argument("--loss", default="pw", choices=sorted(LOSSES))
+    add_pw_args(p)
+    add_fit_args(p, epochs=4, lr=2e-3)
+    add_run_args(p)
+    p.set_defaults(func=cmd_finetune)

@@ -1,0 +1,272 @@
+"""Models from outside the store: a user's plain state dict (``.pt``/``.pth``, read only with
+``torch.load(weights_only=True)``), uploads through the dashboard, and ``load_model`` for every route.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fairprune.errors import FairpruneError
+from fairprune.nets.architectures import ARCHITECTURES, ERR_UNKNOWN_ARCH, build_model, head_of
+from fairprune.nets.checkpoint import _corrupt, _load_ours, _read_safetensors, save_model
+from fairprune.nets.flops import count_macs_params
+from fairprune.nets.manifest import (
+    _COMPUTED,
+    ERR_ARCH_MISMATCH,
+    ERR_CLASSES,
+    ERR_CORRUPT_PT,
+    ERR_EXTENSION,
+    ERR_HASH,
+    ERR_MANIFEST_PAIR,
+    ERR_NEED_ARCH,
+    ERR_NOT_FOUND,
+    ERR_NOT_STATE_DICT,
+    ERR_PICKLE_REFUSED,
+    ERR_SHAPES,
+    ERR_TOO_BIG,
+    ModelRecord,
+    _parse_manifest,
+)
+from fairprune.nets.shapes import _load_state, _rebuild
+from fairprune.utils import sha256_bytes, sha256_file
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # uploads above this go in by path instead
+
+
+def _read_pt(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
+    """A state dict from a ``.pt``/``.pth`` file or its bytes, through ``weights_only=True``."""
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        obj = torch.load(stream, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # the weights-only unpickler met something other than tensors
+        raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
+    except EOFError as exc:
+        raise _corrupt(source, exc, ERR_CORRUPT_PT) from None
+    except RuntimeError as exc:
+        if "PytorchStreamReader" in str(exc):  # a broken zip container
+            raise _corrupt(source, exc, ERR_CORRUPT_PT) from None
+        raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
+    except Exception:  # anything else weights_only raises is a refusal too; nothing ran
+        raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
+    # training scripts often wrap the state dict: {"epoch": 3, "state_dict": {...}}
+    if isinstance(obj, dict):
+        for wrapper in ("state_dict", "model_state_dict", "model"):
+            if isinstance(obj.get(wrapper), dict):
+                obj = obj[wrapper]
+                break
+    if not isinstance(obj, dict):
+        raise FairpruneError(ERR_NOT_STATE_DICT.format(path=source, found=type(obj).__name__))
+    bad = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        found = f"a dict with a {type(obj[bad]).__name__} at {bad!r}"
+        raise FairpruneError(ERR_NOT_STATE_DICT.format(path=source, found=found))
+    if obj and all(isinstance(k, str) and k.startswith("module.") for k in obj):
+        obj = {k[len("module.") :]: v for k, v in obj.items()}  # saved from DataParallel
+    return obj
+
+
+def _from_state(
+    state: dict, source: object, arch: str, num_classes: int | None, input_size: int | None
+) -> tuple[nn.Module, int, int, int]:
+    """A dense ``arch`` holding ``state``; the head's size is read from the state dict.
+
+    Returns (model, num_outputs, num_classes, input_size).
+    """
+    spec = ARCHITECTURES.get(arch)
+    if spec is None:
+        raise FairpruneError(ERR_UNKNOWN_ARCH.format(name=arch, choices=", ".join(ARCHITECTURES)))
+    size = int(input_size or spec.default_input_size)
+    model = build_model(arch, 1, size)
+    head_name = next(n for n, m in model.named_modules() if m is head_of(model))
+    head_w = state.get(f"{head_name}.weight")
+    if head_w is None or head_w.ndim != 2:
+        detail = f"missing {head_name + '.weight'!r}"
+        raise FairpruneError(ERR_SHAPES.format(path=source, arch=arch, detail=detail))
+    outputs = int(head_w.shape[0])  # (num_outputs, in_features)
+    classes = 2 if outputs == 1 else outputs
+    if num_classes is not None and classes != num_classes:
+        raise FairpruneError(ERR_CLASSES.format(path=source, got=outputs, want=num_classes))
+    if outputs != 1:
+        model = build_model(arch, outputs, size)
+    _load_state(model, state, source, arch)
+    return model, outputs, classes, size
+
+
+def load_model(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    num_classes: int | None = None,
+    input_size: int | None = None,
+) -> tuple[nn.Module, ModelRecord]:
+    """Load a checkpoint without executing anything from the file.
+
+    Parameters
+    ----------
+    path : path
+        ``NAME.safetensors`` or ``NAME.json`` (ours), or a ``.pt``/``.pth`` state dict.
+    arch : str, optional
+        Required for ``.pt``/``.pth``; ignored for ours (the manifest says).
+    num_classes : int, optional
+        The dataset's classes (a 1-output head counts as binary); checked against the model.
+    input_size : int, optional
+        For ``.pt``/``.pth``; defaults to the architecture's usual size (32 for the CIFAR-style
+        nets, 224 for torchvision's).
+
+    Returns
+    -------
+    (nn.Module, ModelRecord)
+        The model in eval mode on the CPU and its manifest (``path`` set). A pruned checkpoint
+        gives outputs identical to the model that was saved.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FairpruneError(ERR_NOT_FOUND.format(path=path))
+    suffix = path.suffix.lower()
+    if suffix in (".safetensors", ".json"):
+        model, record = _load_ours(path)
+    elif suffix in (".pt", ".pth"):
+        model, record = _load_state_dict(path, arch, num_classes, input_size)
+    else:
+        raise FairpruneError(ERR_EXTENSION.format(path=path))
+    if num_classes is not None and record.num_classes != num_classes:
+        raise FairpruneError(
+            ERR_CLASSES.format(path=path, got=record.num_outputs, want=num_classes)
+        )
+    return model.eval(), record
+
+
+def _load_state_dict(path: Path, arch, num_classes, input_size) -> tuple[nn.Module, ModelRecord]:
+    if not arch:
+        raise FairpruneError(ERR_NEED_ARCH.format(path=path))
+    state = _read_pt(path, path)
+    model, outputs, classes, size = _from_state(state, path, arch, num_classes, input_size)
+
+    macs, params = count_macs_params(model, size)
+    record = ModelRecord(
+        name=path.stem,
+        arch=arch,
+        num_outputs=outputs,
+        num_classes=classes,
+        input_size=size,
+        macs=macs,
+        params=params,
+        sha256=sha256_file(path),
+        file_size=path.stat().st_size,
+        path=str(path),
+    )
+    return model, record
+
+
+def _free_name(directory: Path, stem: str) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``… so that an upload never replaces a stored model."""
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).lstrip(".") or "upload"
+    name, n = stem, 1
+    while (directory / f"{name}.safetensors").exists() or (directory / f"{name}.json").exists():
+        n += 1
+        name = f"{stem}-{n}"
+    return name
+
+
+def import_upload(
+    data: bytes,
+    filename: str,
+    directory: str | Path,
+    *,
+    arch: str | None,
+    num_classes: int | None,
+    input_size: int | None,
+    dataset: str = "",
+    dataset_fingerprint: str = "",
+    manifest: bytes | None = None,
+) -> ModelRecord:
+    """Validate an uploaded model file and store it as ours (safetensors + manifest).
+
+    Nothing from the upload is executed: state dicts go through ``weights_only=True``,
+    safetensors through the safetensors parser.
+
+    Parameters
+    ----------
+    data : bytes
+        The uploaded ``.pt``/``.pth`` state dict or ``.safetensors`` file, at most
+        ``MAX_UPLOAD_BYTES``.
+    filename : str
+        Its name as uploaded; the stored model's name is its stem (``-2``, ``-3``… if taken).
+    directory : path
+        The model store.
+    arch : str or None
+        Architecture of the weights; may be None only when ``manifest`` is given.
+    num_classes : int or None
+        The current dataset's classes; the model's head must match.
+    input_size : int or None
+        Input side (None: the architecture's usual size). A manifest's own value wins.
+    dataset, dataset_fingerprint : str
+        Recorded in the new manifest (a given manifest's own non-empty values win).
+    manifest : bytes, optional
+        The ``.json`` written by fairprune beside an uploaded ``.safetensors``: needed for a
+        pruned model, whose layer shapes it records. Its hash must match ``data``.
+
+    Returns
+    -------
+    ModelRecord
+        The stored checkpoint.
+    """
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise FairpruneError(
+            ERR_TOO_BIG.format(size=len(data) / 2**20, cap=MAX_UPLOAD_BYTES / 2**20)
+        )
+    suffix = Path(filename).suffix.lower()
+    if suffix not in (".pt", ".pth", ".safetensors"):
+        raise FairpruneError(ERR_EXTENSION.format(path=filename))
+    directory = Path(directory)
+    if manifest is not None:
+        if suffix != ".safetensors":
+            raise FairpruneError(ERR_MANIFEST_PAIR.format(path=filename))
+        record = _parse_manifest(manifest, filename)
+        if sha256_bytes(data) != record.sha256:
+            raise FairpruneError(ERR_HASH.format(path=filename))
+        if arch and arch != record.arch:
+            raise FairpruneError(
+                ERR_ARCH_MISMATCH.format(path=filename, found=record.arch, arch=arch)
+            )
+        model = _rebuild(record, filename)
+        _load_state(model, _read_safetensors(data, filename), filename, record.arch)
+        if num_classes is not None and record.num_classes != num_classes:
+            raise FairpruneError(
+                ERR_CLASSES.format(path=filename, got=record.num_outputs, want=num_classes)
+            )
+        fields_ = {k: v for k, v in asdict(record).items() if k not in _COMPUTED}
+        fields_["dataset"] = record.dataset or dataset
+        fields_["dataset_fingerprint"] = record.dataset_fingerprint or dataset_fingerprint
+        fields_["config"] = {**record.config, "imported_from": filename}
+    else:
+        if not arch:
+            raise FairpruneError(ERR_NEED_ARCH.format(path=filename))
+        if suffix == ".safetensors":
+            state = _read_safetensors(data, filename)
+        else:
+            state = _read_pt(data, filename)
+        model, outputs, classes, size = _from_state(state, filename, arch, num_classes, input_size)
+        from fairprune.nets.flops import count_macs_params
+
+        macs, params = count_macs_params(model, size)
+        fields_ = dict(
+            arch=arch,
+            num_outputs=outputs,
+            num_classes=classes,
+            input_size=size,
+            kind="dense",
+            dataset=dataset,
+            dataset_fingerprint=dataset_fingerprint,
+            macs=macs,
+            params=params,
+            config={"imported_from": filename},
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    return save_model(model, directory, _free_name(directory, Path(filename).stem), **fields_)

@@ -1,0 +1,214 @@
+"""Prune to a FLOPs-reduction target: a uniform channel ratio searched, then a global top-up."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from fairprune.config import PruneConfig
+from fairprune.errors import FairpruneError
+from fairprune.nets.architectures import head_of
+from fairprune.nets.flops import count_macs_params
+from fairprune.prune.objective import _task_loss, accumulate_gradients
+from fairprune.prune.registry import CRITERIA, CriterionSpec, get_criterion
+from fairprune.utils import Progress, pick_device
+
+log = logging.getLogger(__name__)
+
+
+ERR_TARGET_RANGE = "the FLOPs-reduction target must be in (0, 1), got {target}; e.g. 0.75."
+
+
+ERR_UNREACHABLE = (
+    "a {target:.2%} FLOPs reduction is out of reach for this model: at most {best:.2%} keeps a "
+    "channel in every layer with at most {cap:.0%} of each layer's channels removed; choose a "
+    "lower target or raise max_layer_ratio."
+)
+
+
+ERR_TOLERANCE = (
+    "no channel ratio reaches {target:.2%} FLOPs reduction within {tol:.1f} points (closest: "
+    "{best:.2%}); the model is too small for that step, choose a nearby target or a larger tolerance."
+)
+
+
+ERR_NEEDS_DATA = "the {name!r} criterion needs calibration batches of training data (calib)."
+
+
+@dataclass
+class PruneResult:
+    """A pruned copy of a model and what it costs."""
+
+    model: nn.Module  # the pruned copy (the input model is untouched)
+    macs_before: int  # MACs per image of the input model
+    macs_after: int  # MACs per image of the pruned model
+    params_before: int
+    params_after: int
+    flops_reduction: float  # 1 − macs_after / macs_before, as reached
+    channel_ratio: float | None  # per-layer channel ratio used (None for iterative methods)
+
+
+def _prune_once(
+    base: nn.Module,
+    spec: CriterionSpec,
+    ratio: float,
+    cfg,
+    input_size,
+    *,
+    global_pruning: bool = False,
+) -> nn.Module:
+    model = copy.deepcopy(base)
+    for p_new, p_old in zip(model.parameters(), base.parameters(), strict=True):
+        if p_old.grad is not None:  # Taylor importance reads .grad, which deepcopy drops
+            p_new.grad = p_old.grad.clone()
+    example = torch.zeros(1, 3, input_size, input_size)
+    torch.manual_seed(cfg.seed)  # random importance
+    pruner = tp.pruner.BasePruner(
+        model,
+        example,
+        importance=spec.importance(),
+        pruning_ratio=ratio,
+        max_pruning_ratio=cfg.max_layer_ratio,
+        ignored_layers=[head_of(model)],
+        global_pruning=global_pruning,
+    )
+    pruner.step()
+    model.zero_grad(set_to_none=True)
+    return model
+
+
+def prune_model(
+    model: nn.Module,
+    config: PruneConfig,
+    *,
+    input_size: int,
+    calib=None,
+    progress: Progress | None = None,
+) -> PruneResult:
+    """Prune a copy of ``model`` to ``config.target_reduction`` FLOPs reduction.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Trained dense (or already pruned) model; never modified.
+    config : PruneConfig
+    input_size : int
+        Square input side, for tracing and MAC counting.
+    calib : list of (x, y, dense_logits) batches, optional
+        Training data for the data-driven criteria (Taylor, AutoBot); ``dense_logits`` are the
+        dense model's outputs for the PW forms.
+    progress : callable, optional
+        ``progress(step, total, info)`` during the search.
+
+    Returns
+    -------
+    PruneResult
+    """
+    spec = get_criterion(config.criterion)
+    target = float(config.target_reduction)
+    if not 0.0 < target < 1.0:
+        raise FairpruneError(ERR_TARGET_RANGE.format(target=target))
+    if spec.needs_data and not calib:
+        raise FairpruneError(ERR_NEEDS_DATA.format(name=config.criterion))
+    base = copy.deepcopy(model).cpu().eval()
+    macs0, params0 = count_macs_params(base, input_size)
+    if spec.method == "custom":
+        pruned = spec.run(base, config, input_size=input_size, calib=calib, progress=progress)
+        macs1, params1 = count_macs_params(pruned, input_size)
+        reached = 1.0 - macs1 / macs0
+        if target - reached > config.tolerance:
+            # short of the target: remove the remaining few channels by magnitude, network-wide
+            reached, pruned = _refine_globally(
+                pruned, CRITERIA["l1"], config, input_size, macs0, None
+            )
+            macs1, params1 = count_macs_params(pruned, input_size)
+        if abs(reached - target) > config.tolerance:
+            raise FairpruneError(
+                ERR_TOLERANCE.format(target=target, tol=config.tolerance * 100, best=reached)
+            )
+        return PruneResult(pruned.eval(), macs0, macs1, params0, params1, reached, None)
+
+    if spec.needs_data:
+        pw = config.criterion.startswith("pw_")
+        accumulate_gradients(base, calib, _task_loss(pw, config), pick_device(config.device))
+
+    def reduction_at(ratio: float) -> tuple[float, nn.Module]:
+        pruned = _prune_once(base, spec, ratio, config, input_size)
+        macs, _ = count_macs_params(pruned, input_size)
+        return 1.0 - macs / macs0, pruned
+
+    # Torch-Pruning skips a layer whose kept channels would round down to zero, so ratios above
+    # 1 - 1/C (C: the narrowest prunable layer) stop pruning that layer: cap the search there
+    widths = [m.out_channels for m in base.modules() if isinstance(m, nn.Conv2d)]
+    hi = min(config.max_layer_ratio, 1.0 - 1.0 / max(min(widths), 1) - 1e-6) if widths else 0.0
+    best_red, best_model = reduction_at(hi)
+    best_ratio = hi
+    if best_red < target - config.tolerance:
+        raise FairpruneError(
+            ERR_UNREACHABLE.format(target=target, best=best_red, cap=config.max_layer_ratio)
+        )
+    lo = 0.0
+    below = (0.0, base)  # the closest model short of the target
+    steps = 24
+    for step in range(steps):
+        if abs(best_red - target) <= config.tolerance:
+            break
+        mid = (lo + hi) / 2
+        red, pruned = reduction_at(mid)
+        if abs(red - target) < abs(best_red - target):
+            best_red, best_model, best_ratio = red, pruned, mid
+        if red < target:
+            lo = mid
+            below = max(below, (red, pruned), key=lambda t: t[0])
+        else:
+            hi = mid
+        if progress is not None:
+            progress(step + 1, steps, f"ratio {mid:.3f} → {red:.2%} FLOPs reduction")
+        if hi - lo < 1e-4:
+            break
+    if abs(best_red - target) > config.tolerance:
+        # uniform ratios move every layer by whole channels at once, which can jump over the
+        # target on narrow networks; close the rest by removing the least important channels
+        # network-wide (global ranking) from the closest uniform model below the target
+        red, pruned = _refine_globally(below[1], spec, config, input_size, macs0, calib)
+        if abs(red - target) < abs(best_red - target):
+            best_red, best_model, best_ratio = red, pruned, None
+    if abs(best_red - target) > config.tolerance:
+        raise FairpruneError(
+            ERR_TOLERANCE.format(target=target, tol=config.tolerance * 100, best=best_red)
+        )
+    macs1, params1 = count_macs_params(best_model, input_size)
+    return PruneResult(best_model.eval(), macs0, macs1, params0, params1, best_red, best_ratio)
+
+
+def _refine_globally(start, spec, config, input_size, macs0, calib):
+    """Binary-search a small global pruning step on top of ``start`` toward the target."""
+    start = copy.deepcopy(start)
+    if spec.needs_data:
+        accumulate_gradients(
+            start,
+            calib,
+            _task_loss(config.criterion.startswith("pw_"), config),
+            pick_device(config.device),
+        )
+    target = config.target_reduction
+    lo, hi = 0.0, 0.6
+    best = (0.0, start)
+    for _ in range(16):
+        mid = (lo + hi) / 2
+        pruned = _prune_once(start, spec, mid, config, input_size, global_pruning=True)
+        red = 1.0 - count_macs_params(pruned, input_size)[0] / macs0
+        if abs(red - target) < abs(best[0] - target):
+            best = (red, pruned)
+        if abs(red - target) <= config.tolerance / 2:
+            break
+        if red < target:
+            lo = mid
+        else:
+            hi = mid
+    return best

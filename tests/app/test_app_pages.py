@@ -1,0 +1,225 @@
+"""Every page under streamlit's AppTest: no exception, key elements, numbers equal the backend's."""
+
+import base64
+import io
+import time
+
+import numpy as np
+import plotly.io
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from fairprune.app import views
+from fairprune.data import load_dataset
+from fairprune.data.base import summarize
+from fairprune.evaluate import predict
+from fairprune.metrics import accuracy_gap, audit
+from fairprune.nets.checkpoint import list_models
+from fairprune.nets.imports import load_model
+from fairprune.sweep.results import ResultsStore
+from tests.conftest import ROOT
+
+
+def _run(page: str, **state) -> AppTest:
+    at = AppTest.from_file(str(ROOT / page), default_timeout=180)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def _texts(at) -> str:
+    return "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
+
+
+def _figure(at, key: str | None = None):
+    """The plotly figure a page drew (under ``key``; else the first)."""
+    charts = [c for c in at.get("plotly_chart") if key is None or key in c.proto.id]
+    return plotly.io.from_json(charts[0].proto.spec)
+
+
+def _trace(fig, name: str):
+    (trace,) = [t for t in fig.data if t.name == name]
+    return trace
+
+
+def _values(arr) -> np.ndarray:
+    """A trace's array as the browser gets it: plotly sends numpy arrays as base64 typed arrays."""
+    if isinstance(arr, dict) and "bdata" in arr:
+        return np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"])
+    return np.asarray(arr, dtype=float)
+
+
+def test_overview_headline_and_chart(store_env):
+    at = _run("app.py")
+    long = ResultsStore(store_env["results"]).export_long(store_env["sweep_id"])
+    assert views.headline(long) in _texts(at)
+    assert len(at.get("plotly_chart")) == 1
+    cells = ResultsStore(store_env["results"]).cells(store_env["sweep_id"])
+    dense = cells[cells["criterion"] == "dense"].iloc[0]
+    assert at.metric[0].value == f"{dense['accuracy'] * 100:.1f}%"
+    assert at.metric[1].value == f"{dense['gap'] * 100:.1f} pp"
+    assert "Groups:" in _texts(at)  # the colour legend
+    assert {p.proto.page for p in at.get("page_link")} >= {"Audit", "Report", "Sparsity_sweep"}
+    fig = _figure(at)
+    dark = long[(long["group"] == "dark") & (long["loss"] == "pw")].sort_values("flops_reduction")
+    dense_dark = long[(long["group"] == "dark") & (long["loss"] == "dense")]["accuracy"]
+    expected = [dense_dark.iloc[0] * 100, *(dark["accuracy"] * 100)]
+    np.testing.assert_allclose(_values(_trace(fig, "dark · PW loss").y), expected)
+
+
+def test_overview_on_an_empty_store_offers_the_demo(empty_env):
+    at = _run("app.py")
+    assert "results store is empty" in at.info[0].value
+    assert at.button[0].label == "Run the demo"
+
+
+def test_models_page_lists_every_checkpoint(store_env):
+    at = _run("pages/1_Models.py")
+    table = at.dataframe[0].value
+    records = list_models(store_env["models"])
+    assert len(table) == len(records) == 5
+    assert set(table["sha256"]) == {r.sha256[:12] for r in records}
+
+
+def test_models_page_adds_an_upload_and_refuses_a_corrupt_one(store_env, tmp_path, monkeypatch):
+    import torch
+
+    from fairprune.nets.architectures import build_model
+
+    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(tmp_path))  # keep the shared store as it is
+    buf = io.BytesIO()
+    torch.save(build_model("demo_cnn", 2, 64).state_dict(), buf)
+    at = _run("pages/1_Models.py")
+    assert "No checkpoints yet" in at.info[0].value
+    at.selectbox(key="models_arch").set_value("demo_cnn")
+    at.file_uploader(key="models_upload").upload("mine.pt", buf.getvalue()).run()
+    at.button(key="models_add_upload").click().run()
+    assert not at.exception
+    (record,) = list_models(tmp_path)
+    assert at.success[0].value.startswith(f"Added `mine` ({record.params:,} params")
+    at.file_uploader(key="models_upload").set_value(("bad.pt", b"PK\x03\x04junk", "x")).run()
+    at.button(key="models_add_upload").click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith("bad.pt: ")
+    assert len(list_models(tmp_path)) == 1
+
+
+def test_models_page_refuses_a_foreign_file_by_path(store_env):
+    (store_env["models"] / "foreign.pt").write_bytes(b"\x80\x04not a state dict")
+    at = _run("pages/1_Models.py")
+    at.text_input(key="models_path").input("foreign.pt").run()
+    at.button(key="models_add_path").click().run()
+    assert not at.exception
+    assert "refused to load" in at.error[0].value
+    (store_env["models"] / "foreign.pt").unlink()
+
+
+def test_dataset_page_counts_equal_summarize(store_env):
+    at = _run("pages/2_Dataset.py")
+    bundle = load_dataset("synthderm")
+    expected = summarize(bundle).pivot_table(index=["split", "group"], columns="label", values="n")
+    shown = at.dataframe[0].value
+    assert int(shown.to_numpy().sum()) == int(expected.to_numpy().sum())
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("image")) == 3 * 8  # a grid of 8 per group
+
+
+def test_dataset_page_bad_folder_is_one_line_error(store_env):
+    at = _run("pages/2_Dataset.py")
+    at.selectbox(key="dataset_name").set_value("csv").run()
+    at.text_input(key="dataset_root").input("/nonexistent/folder").run()
+    at.button(key="dataset_apply").click().run()
+    assert not at.exception
+    assert at.error[0].value.startswith("dataset folder not found: /nonexistent/folder")
+
+
+def test_audit_numbers_equal_backend(store_env):
+    at = _run("pages/3_Audit.py")
+    at.select_slider(key="audit_nboot").set_value(0).run()
+    names = at.multiselect(key="audit_models").value
+    assert len(names) == 2
+    bundle = load_dataset("synthderm")
+    for i, name in enumerate(names):
+        model, rec = load_model(store_env["models"] / f"{name}.safetensors")
+        table = audit(predict(model, bundle.splits["test"]), bundle, n_boot=0)
+        assert at.metric[i].value == f"{accuracy_gap(table) * 100:.1f} pp"
+        shown = at.dataframe[i].value.set_index("group")
+        for g, acc in table.set_index("group")["accuracy"].items():
+            assert shown.loc[g, "accuracy"] == pytest.approx(acc * 100)
+    assert len(at.get("plotly_chart")) == 4  # one per model + the side-by-side pair
+    at.toggle(key="audit_intersectional").set_value(True).run()
+    assert "dark × malignant" in set(at.dataframe[0].value["group"])
+
+
+def test_sweep_page_charts_and_cells(store_env):
+    at = _run("pages/4_Sparsity_sweep.py")
+    assert len(at.get("plotly_chart")) == 4
+    store = ResultsStore(store_env["results"])
+    cells = store.cells(store_env["sweep_id"])
+    assert len(at.dataframe[-1].value) == len(cells) == 5
+    long = store.export_long(store_env["sweep_id"])
+    gaps = views.gaps_table(long)
+    ce = gaps[gaps["loss"] == "ce"].sort_values("flops_reduction")
+    np.testing.assert_allclose(_values(_trace(_figure(at, "sweep_chart_gap"), "l1 · cross-entropy").y),
+                               ce["gap"] * 100)  # fmt: skip
+    assert views.headline(long) in _texts(at)
+
+
+def test_store_picker_refuses_a_missing_folder(store_env):
+    from fairprune.app import ui
+
+    at = _run("pages/4_Sparsity_sweep.py")
+    at.text_input(key="ui_models_dir").input("/no/such/folder").run()
+    assert at.sidebar.error[0].value == ui.ERR_NO_MODELS_DIR.format(path="/no/such/folder")
+
+
+def test_sweep_page_runs_a_sweep_in_the_background(store_env):
+    at = _run("pages/4_Sparsity_sweep.py")
+    at.multiselect(key="sweep_losses").set_value(["pw_soft"])
+    at.multiselect(key="sweep_levels").set_value([0.75])
+    at.number_input(key="sweep_epochs").set_value(1)
+    at.button(key="sweep_run").click().run()
+    assert not at.exception
+    from fairprune.app import jobs
+
+    job = jobs.get_job(at.session_state["sweep_job"])
+    job.wait(180)
+    assert job.state == "finished", job.error
+    long = ResultsStore(store_env["results"]).export_long(job.key)
+    assert set(long["loss"]) == {"dense", "pw_soft"}
+    assert abs(long[long["loss"] == "pw_soft"]["flops_reduction"].iloc[0] - 0.75) <= 0.01
+    at.run()  # the live panel shows the finished cells
+    assert "Sweep finished" in [h.value for h in at.subheader]
+    assert len(at.dataframe[0].value) == 2  # the live table: dense + the new cell
+    # the same settings again: nothing is recomputed, the page says so
+    at.button(key="sweep_run").click().run()
+    again = jobs.get_job(at.session_state["sweep_job"])
+    again.wait(120)
+    assert again is not job and again.resumed == 1 and again.landed == []
+    at.run()
+    assert "Resumed: 1 cells were already in the results store" in _texts(at)
+
+
+def test_forgotten_page_rates_equal_backend(store_env):
+    at = _run("pages/5_What_pruning_forgot.py")
+    bundle = load_dataset("synthderm")
+    dense, _ = load_model(store_env["dense"].path)
+    pruned_name = at.selectbox(key="forgot_pruned").value
+    pruned, _ = load_model(store_env["models"] / f"{pruned_name}.safetensors")
+    split = bundle.splits["test"]
+    _samples, rates = views.forgotten(predict(dense, split), predict(pruned, split),
+                                      bundle.group_names)  # fmt: skip
+    shown = at.dataframe[0].value
+    assert list(shown["forgotten"]) == list(rates["forgotten"])
+    np.testing.assert_allclose(shown["rate"], rates["rate"] * 100)
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_report_page_offers_both_downloads(store_env):
+    t0 = time.perf_counter()
+    at = _run("pages/6_Report.py")
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download HTML report", "Download CSV (one row per model × group)"]
+    assert time.perf_counter() - t0 < 120

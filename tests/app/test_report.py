@@ -1,0 +1,55 @@
+"""report: one self-contained HTML file (plotly inlined once, no network) with the store's numbers."""
+
+import json
+import re
+from datetime import UTC, datetime
+
+import pandas as pd
+from plotly.offline import get_plotlyjs
+
+from fairprune.app import views
+from fairprune.app.report import build_report
+from tests.app.test_views import CELLS, make_long
+
+
+def _cells(long: pd.DataFrame) -> pd.DataFrame:
+    first = long.drop_duplicates("cell_key")
+    overall = long[long["group"] == "overall"].set_index("cell_key")["accuracy"]
+    return first.assign(
+        accuracy=first["cell_key"].map(overall), gap=0.0, std_delta=0.0, max_psi=0.0,
+        file_size=2048, latency_ms=1.5,
+    )[["cell_key", "model", "model_hash", "criterion", "loss", "seed", "target_reduction",
+       "flops_reduction", "accuracy", "gap", "std_delta", "max_psi", "macs", "params",
+       "file_size", "latency_ms"]]  # fmt: skip
+
+
+def test_report_is_self_contained_and_carries_the_numbers():
+    long = make_long(CELLS)
+    sweeps = pd.DataFrame(
+        {"sweep_id": ["sw-1"], "name": ["demo"], "config_json": [json.dumps({"criteria": ["l1"]})],
+         "created": [0.0], "cells": [5]}
+    )  # fmt: skip
+    html = build_report(
+        long, _cells(long), sweeps=sweeps, dataset_title="SynthDerm (synthetic)", synthetic=True,
+        generated=datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+    )  # fmt: skip
+    assert html.count(get_plotlyjs()) == 1  # the library inlined exactly once
+    assert html.count('class="plotly-graph-div"') == 4  # the four sweep charts
+    assert not re.search(r"""src=["']https?://""", html)  # nothing fetched from a network
+    assert "cdn.plot.ly" not in html.replace(get_plotlyjs(), "")
+    assert views.headline(long) in html.replace("&#x27;", "'")
+    assert "Generated 2026-01-02 03:04 UTC" in html
+    assert "SYNTHETIC" in html
+    assert f"{1:064x}"[:16] in html  # model content hashes
+    assert "&quot;criteria&quot;" in html  # the sweep's configuration
+    # the gap table in %: CE at the highest level has a 17.0 pp gap
+    cells = ["l1", "cross-entropy", "94.0", "93.8", "78.0", "17.0", "dark", "light", "68.0"]
+    row = "".join(rf"\s*<td>{c}</td>" for c in cells)
+    assert re.search(rf"<tr>{row}\s*</tr>", html)
+
+
+def test_report_on_real_data_has_no_synthetic_banner():
+    long = make_long(CELLS)
+    html = build_report(long, _cells(long))
+    assert "SYNTHETIC" not in html
+    assert "synthderm" in html  # the dataset named from the table when no title is given

@@ -1,0 +1,170 @@
+"""views: the numbers pages show, from a hand-built long table and hand-built predictions."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairprune.app import views
+from fairprune.evaluate import Predictions
+from fairprune.metrics import pruning_disparity
+from fairprune.sweep.results import LONG_COLUMNS
+
+
+def make_long(cells) -> pd.DataFrame:
+    """cells: (criterion, loss, target, reached, seed, {group: accuracy}, overall accuracy)."""
+    rows = []
+    for i, (crit, loss, target, reached, seed, accs, overall) in enumerate(cells):
+        for group, acc in [*accs.items(), ("overall", overall)]:
+            rows.append(
+                {
+                    "sweep_id": "sw-1", "cell_key": f"c-{i}", "model": f"m{i}",
+                    "model_hash": f"{i:064x}", "dataset": "synthderm", "arch": "demo_cnn",
+                    "criterion": crit, "loss": loss, "seed": seed, "target_reduction": target,
+                    "flops_reduction": reached, "macs": 1000, "params": 100, "group": group,
+                    "n": 100, "accuracy": acc, "accuracy_low": acc - 0.05,
+                    "accuracy_high": acc + 0.05, "balanced_accuracy": acc, "auroc": acc,
+                    "tpr": acc, "fpr": 1 - acc, "selection_rate": 0.5,
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows, columns=LONG_COLUMNS)
+
+
+DENSE = ("dense", "dense", 0.0, 0.0, 0, {"light": 0.90, "medium": 0.89, "dark": 0.87}, 0.89)
+CELLS = [
+    DENSE,
+    ("l1", "ce", 0.5, 0.51, 0, {"light": 0.88, "medium": 0.86, "dark": 0.80}, 0.85),
+    ("l1", "pw", 0.5, 0.51, 0, {"light": 0.88, "medium": 0.87, "dark": 0.84}, 0.86),
+    ("l1", "ce", 0.9375, 0.94, 0, {"light": 0.85, "medium": 0.80, "dark": 0.68}, 0.78),
+    ("l1", "pw", 0.9375, 0.94, 0, {"light": 0.84, "medium": 0.82, "dark": 0.78}, 0.81),
+]
+
+
+def test_headline_reads_the_worst_ce_level_and_compares_pw():
+    long = make_long(CELLS)
+    facts = views.headline_facts(long)
+    assert (facts["best"], facts["worst"], facts["target_reduction"]) == ("light", "dark", 0.9375)
+    assert facts["dense_gap"] == pytest.approx(0.03)
+    assert facts["gap"] == pytest.approx(0.17)
+    assert facts["pw_gap"] == pytest.approx(0.06)
+    assert views.headline(long) == (
+        "At 94% FLOPs reduction, cross-entropy fine-tuning widens the light–dark accuracy gap "
+        "from 3.0 to 17.0 points; the PW loss keeps it at 6.0."
+    )
+
+
+def test_headline_is_honest_when_pw_is_worse_and_names_the_criterion():
+    cells = [
+        DENSE,
+        ("l1", "ce", 0.9, 0.9, 0, {"light": 0.85, "medium": 0.84, "dark": 0.82}, 0.84),
+        ("l1", "pw", 0.9, 0.9, 0, {"light": 0.86, "medium": 0.84, "dark": 0.76}, 0.83),
+        ("random", "ce", 0.9, 0.9, 0, {"light": 0.80, "medium": 0.80, "dark": 0.79}, 0.80),
+    ]
+    assert views.headline(make_long(cells)) == (
+        "At 90% FLOPs reduction (l1 pruning), cross-entropy fine-tuning keeps the light–dark "
+        "accuracy gap at 3.0 points; with the PW loss it is 10.0, wider than with cross-entropy."
+    )
+
+
+def test_headline_averages_seeds_and_handles_empty_stores():
+    cells = [
+        DENSE,
+        ("l1", "ce", 0.9, 0.89, 0, {"light": 0.90, "medium": 0.85, "dark": 0.70}, 0.8),
+        ("l1", "ce", 0.9, 0.91, 1, {"light": 0.80, "medium": 0.85, "dark": 0.80}, 0.8),
+    ]
+    facts = views.headline_facts(make_long(cells))
+    # light (0.85) − dark (0.75); medium is 0.85 too, idxmax keeps the first (sorted) = light
+    assert facts["gap"] == pytest.approx(0.10)
+    assert facts["flops_reduction"] == pytest.approx(0.90)
+    assert facts["pw_gap"] is None
+    assert views.headline(make_long([DENSE])) == (
+        "No pruned models in the results store yet: run the demo or a sweep."
+    )
+    assert views.headline(make_long([])) == views.headline(make_long([DENSE]))
+
+
+def test_gaps_table_starts_every_line_at_the_dense_model():
+    gaps = views.gaps_table(make_long(CELLS)).set_index(["loss", "target_reduction"])
+    assert len(gaps) == 6  # (ce, pw) × (dense, 0.5, 0.9375)
+    assert gaps.loc[("ce", 0.0), "gap"] == pytest.approx(0.03)
+    assert gaps.loc[("pw", 0.0), "gap"] == pytest.approx(0.03)
+    assert gaps.loc[("ce", 0.9375), "gap"] == pytest.approx(0.17)
+    assert gaps.loc[("ce", 0.9375), "worst_group"] == "dark"
+    assert gaps.loc[("pw", 0.5), "overall_accuracy"] == pytest.approx(0.86)
+    assert gaps.loc[("pw", 0.9375), "flops_reduction"] == pytest.approx(0.94)
+
+
+def test_disparity_table_equals_pruning_disparity():
+    long = make_long(CELLS)
+    disp = views.disparity_table(long)
+    assert len(disp) == 4 * 3  # four pruned cells × three groups
+    cell = disp[disp["cell_key"] == "c-3"].set_index("group")
+    expected = pruning_disparity(
+        long[long["cell_key"] == "c-0"][["group", "accuracy"]],
+        long[long["cell_key"] == "c-3"][["group", "accuracy"]],
+    )
+    assert cell.loc["dark", "delta"] == pytest.approx(0.19)
+    assert cell.loc["light", "delta"] == pytest.approx(expected["delta"]["light"])
+    assert cell["max_psi"].iloc[0] == pytest.approx(0.19 - 0.11)
+    assert cell["max_psi_group"].iloc[0] == "dark"
+
+
+def test_group_order_and_base():
+    assert views.group_order(["dark", "overall", "light", "medium"]) == ["light", "medium", "dark"]
+    assert views.group_order(["dark (5-6)", "light (1-2)", "medium (3-4)"]) == [
+        "light (1-2)", "medium (3-4)", "dark (5-6)",
+    ]  # fmt: skip
+    assert views.group_order(["dark × benign", "light × malignant", "light × benign"]) == [
+        "light × benign", "light × malignant", "dark × benign",
+    ]  # fmt: skip
+    assert views.group_order(["truck", "cat", "Male", "Female"]) == [
+        "Female", "Male", "cat", "truck",
+    ]  # fmt: skip
+    assert views.group_base("Dark (5-6) × malignant") == "dark"
+
+
+def _preds(y_true, y_pred, p_true, groups) -> Predictions:
+    y_true, y_pred, p_true = np.array(y_true), np.array(y_pred), np.array(p_true, dtype=float)
+    probs = np.zeros((len(y_true), 2))
+    probs[np.arange(len(y_true)), y_true] = p_true
+    probs[np.arange(len(y_true)), 1 - y_true] = 1 - p_true
+    return Predictions(np.log(probs), probs, y_pred, y_true, np.array(groups))
+
+
+def test_forgotten_counts_dense_right_pruned_wrong_per_group():
+    y = [0, 1, 0, 1, 0, 1]
+    groups = [0, 0, 0, 1, 1, 1]
+    dense = _preds(y, [0, 1, 0, 1, 1, 1], [0.9, 0.8, 0.7, 0.9, 0.4, 0.6], groups)
+    pruned = _preds(y, [1, 1, 0, 0, 1, 0], [0.3, 0.7, 0.6, 0.2, 0.4, 0.45], groups)
+    samples, rates = views.forgotten(dense, pruned, ["light", "dark"])
+    assert list(samples["index"]) == [3, 0, 5]  # lowest pruned confidence first
+    assert list(samples["group"]) == ["dark", "light", "dark"]
+    assert samples["dense_confidence"].tolist() == pytest.approx([0.9, 0.9, 0.6])
+    assert rates["forgotten"].tolist() == [1, 2]
+    assert rates["rate"].tolist() == pytest.approx([1 / 3, 2 / 3])
+    assert rates["of_dense_correct"].tolist() == pytest.approx([1 / 3, 1.0])
+
+
+def test_forgotten_refuses_predictions_on_different_splits():
+    a = _preds([0, 1], [0, 1], [0.9, 0.9], [0, 0])
+    b = _preds([1, 1], [0, 1], [0.9, 0.9], [0, 0])
+    with pytest.raises(ValueError, match="^the two predictions are not on the same split$"):
+        views.forgotten(a, b, ["light"])
+
+
+def test_cells_overview_renames_and_sorts():
+    cells = pd.DataFrame(
+        {"model": ["b", "a"], "criterion": ["l1", "l1"], "loss": ["pw", "ce"], "seed": [0, 0],
+         "target_reduction": [0.5, 0.5], "flops_reduction": [0.51, 0.5], "accuracy": [0.8, 0.7],
+         "gap": [0.1, 0.2], "config_json": ["{}", "{}"]}
+    )  # fmt: skip
+    out = views.cells_overview(cells)
+    assert list(out["model"]) == ["a", "b"]
+    assert "config_json" not in out.columns
+    assert out["target FLOPs red."].tolist() == [0.5, 0.5]
+
+
+def test_order_rows_puts_groups_light_to_dark_and_overall_last():
+    table = pd.DataFrame({"group": ["dark", "light", "overall", "medium"], "n": [1, 2, 6, 3]})
+    out = views.order_rows(table)
+    assert list(out["group"]) == ["light", "medium", "dark", "overall"]
+    assert list(out["n"]) == [2, 3, 1, 6]

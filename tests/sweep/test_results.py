@@ -1,0 +1,277 @@
+"""The SQLite results store: round trip, idempotent cells, atomic writes, concurrent writers."""
+
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairprune.errors import FairpruneError
+from fairprune.metrics import METRIC_COLUMNS
+from fairprune.sweep.results import (
+    ERR_NEWER_SCHEMA,
+    ERR_NOT_A_STORE,
+    LONG_COLUMNS,
+    NOT_SQLITE,
+    OTHER_TABLES,
+    SCHEMA_VERSION,
+    ResultsStore,
+)
+
+
+def _groups(acc=(0.9, 0.8, 0.85)):
+    return pd.DataFrame(
+        {
+            "group": ["dark", "light", "overall"],
+            "n": [10, 20, 30],
+            "accuracy": list(acc),
+            "accuracy_low": [0.7, 0.6, 0.75],
+            "accuracy_high": [0.95, 0.9, 0.9],
+            "balanced_accuracy": [0.88, 0.79, 0.84],
+            "auroc": [0.91, np.nan, 0.9],
+            "tpr": [0.9, 0.8, 0.85],
+            "fpr": [0.1, 0.2, 0.15],
+            "selection_rate": [0.5, 0.5, 0.5],
+        }
+    )
+
+
+def _model(name="m", criterion="l1", loss="ce", target=0.5):
+    return {
+        "name": name, "sha256": "ab" * 32, "path": f"/x/{name}.safetensors", "dataset": "synthderm",
+        "arch": "demo_cnn", "criterion": criterion, "loss": loss, "target_reduction": target,
+        "flops_reduction": target + 0.004, "macs": 1000, "params": 50, "file_size": 4096,
+    }  # fmt: skip
+
+
+def _write(store, key, sweep="s1", seed=3, **kw):
+    store.write_cell(
+        cell_key=key, sweep_id=sweep, model=_model(**kw),
+        config={"cell": {"seed": seed}}, overall={"accuracy": 0.85, "gap": 0.1, "latency_ms": 1.5},
+        groups=_groups(),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Record:  # stands in for store.ModelRecord: read by attribute, not as a dict
+    name: str = "pruned-a"
+    sha256: str = "cd" * 32
+    path: str = "/models/pruned-a.safetensors"
+    dataset: str = "synthderm"
+    arch: str = "demo_cnn"
+    criterion: str = "pw_taylor"
+    loss: str = "pw"
+    target_reduction: float = 0.9
+    flops_reduction: float = 0.8987
+    macs: int = 123456
+    params: int = 7890
+    file_size: int = 31337
+
+
+def test_round_trip_every_number(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    store.register_sweep("s1", {"a": 1}, name="demo")
+    config = {"cell": {"seed": 7}, "prune": {"gamma": 5.0}}
+    overall = {
+        "accuracy": np.float32(0.8125), "gap": 0.25, "std_delta": 0.0625, "max_psi": 0.125,
+        "latency_ms": 2.5, "weight_sparsity": 0.4,
+    }  # fmt: skip
+    groups = _groups()
+    store.write_cell(
+        cell_key="k1", sweep_id="s1", model=_Record(), config=config, overall=overall,
+        groups=groups, split="val",
+    )  # fmt: skip
+    cell = store.cells("s1").iloc[0]
+    rec = _Record()
+    for col, want in [("model", rec.name), ("model_hash", rec.sha256), ("model_path", rec.path),
+                      ("dataset", "synthderm"), ("arch", "demo_cnn"), ("criterion", "pw_taylor"),
+                      ("loss", "pw"), ("seed", 7), ("macs", 123456), ("params", 7890),
+                      ("file_size", 31337), ("split", "val"), ("sweep_id", "s1")]:  # fmt: skip
+        assert cell[col] == want, col
+    for col in ("gap", "std_delta", "max_psi", "latency_ms", "weight_sparsity"):
+        assert cell[col] == overall[col], col
+    assert cell["accuracy"] == 0.8125  # numpy scalars are stored as plain numbers
+    assert cell["target_reduction"] == 0.9 and cell["flops_reduction"] == 0.8987
+    assert json.loads(cell["config_json"]) == config
+    rows = store.group_rows("s1")
+    assert list(rows["group"]) == ["dark", "light", "overall"]
+    assert (rows["split"] == "val").all() and (rows["cell_key"] == "k1").all()
+    pd.testing.assert_frame_equal(rows[METRIC_COLUMNS], groups, check_dtype=False)
+    sweeps = store.sweeps()
+    assert sweeps.loc[0, "name"] == "demo" and sweeps.loc[0, "cells"] == 1
+    assert json.loads(sweeps.loc[0, "config_json"]) == {"a": 1}
+    store.register_sweep("s1", {"a": 2}, name="again")  # the first registration is kept
+    assert store.sweeps().loc[0, "name"] == "demo"
+
+
+def test_export_long_columns_values_and_csv(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    _write(store, "k2", criterion="l1", loss="pw")
+    _write(store, "k1", criterion="l1", loss="ce")
+    _write(store, "k0", criterion="dense", loss="dense", target=0.0)
+    assert store.has_cell("k1") and not store.has_cell("k9")
+    long = store.export_long()
+    assert list(long.columns) == LONG_COLUMNS
+    assert len(long) == 9
+    # sorted: criterion, loss, ..., then groups by name with "overall" last
+    assert list(long["cell_key"]) == ["k0"] * 3 + ["k1"] * 3 + ["k2"] * 3
+    assert list(long["group"]) == ["dark", "light", "overall"] * 3
+    row = long[(long["group"] == "dark") & (long["cell_key"] == "k1")].iloc[0]
+    assert row["accuracy"] == 0.9 and row["n"] == 10 and row["seed"] == 3
+    assert row["accuracy_low"] == 0.7 and row["accuracy_high"] == 0.95
+    assert row["flops_reduction"] == pytest.approx(0.504) and row["macs"] == 1000
+    assert np.isnan(long[long["group"] == "light"].iloc[0]["auroc"])  # NaN survives as NULL
+    assert store.cells().loc[0, "latency_ms"] == 1.5
+    n = store.export_csv(tmp_path / "out.csv")
+    back = pd.read_csv(tmp_path / "out.csv")
+    assert n == 9 and list(back.columns) == LONG_COLUMNS
+    pd.testing.assert_frame_equal(back, long, check_dtype=False)
+    assert store.export_csv(tmp_path / "none.csv", sweep_id="other") == 0
+
+
+def test_rewrite_replaces_and_delete_sweep(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    _write(store, "k1")
+    _write(store, "k2", sweep="s2")
+    store.write_cell(
+        cell_key="k1", sweep_id="s1", model=_model(), config={}, overall={},
+        groups=_groups((0.5, 0.5, 0.5)),
+    )  # fmt: skip
+    long = store.export_long("s1")
+    assert len(long) == 3 and (long["accuracy"] == 0.5).all()
+    assert len(store.cells()) == 2 and len(store.group_rows()) == 6
+    store.delete_sweep("s1")
+    assert not store.has_cell("k1") and store.has_cell("k2")
+    assert list(store.group_rows()["cell_key"]) == ["k2"] * 3
+    with sqlite3.connect(tmp_path / "r.sqlite") as conn:  # no orphan group rows left behind
+        assert conn.execute("SELECT COUNT(*) FROM group_rows").fetchone()[0] == 3
+
+
+class _Explodes:
+    """A value whose adaptation raises: the failure happens inside the open transaction."""
+
+    def __conform__(self, protocol):
+        raise RuntimeError("interrupted")
+
+
+def test_interrupted_write_leaves_no_partial_cell(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    bad = _groups((0.1, 0.1, 0.1))
+    bad["n"] = [10, 20, _Explodes()]  # cells row and two group rows are in when it fails
+    with pytest.raises(RuntimeError, match="interrupted"):
+        store.write_cell(cell_key="k", sweep_id="s", model=_model(), config={}, overall={},
+                         groups=bad)  # fmt: skip
+    assert not store.has_cell("k")
+    assert store.group_rows().empty and store.cells().empty
+    # a failed rewrite leaves the earlier cell as it was
+    _write(store, "k", sweep="s")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        store.write_cell(cell_key="k", sweep_id="s", model=_model(), config={}, overall={},
+                         groups=bad)  # fmt: skip
+    rows = store.group_rows()
+    assert list(rows["accuracy"]) == [0.9, 0.8, 0.85]
+    assert store.cells().loc[0, "gap"] == 0.1
+
+
+def test_file_is_wal_with_schema_version(tmp_path):
+    path = tmp_path / "r.sqlite"
+    _write(ResultsStore(path), "k1")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+
+
+def test_threads_share_one_store(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    errors = []
+
+    def work(t):
+        try:
+            for i in range(5):
+                _write(store, f"t{t}-{i}", sweep=f"t{t}")
+                assert store.has_cell(f"t{t}-{i}")
+        except Exception as exc:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.cells()) == 20 and len(store.group_rows()) == 60
+
+
+WRITER = """
+import sys
+sys.path.insert(0, {root!r})
+from tests.sweep.test_results import _write
+from fairprune.sweep.results import ResultsStore
+store = ResultsStore({path!r})
+for i in range(20):
+    _write(store, f"{prefix}-{{i}}", sweep={prefix!r}, seed=i)
+"""
+
+
+def test_two_processes_write_concurrently(tmp_path):
+    # plain subprocesses, not multiprocessing: spawn re-runs __main__, which AppTest replaces
+    path = tmp_path / "r.sqlite"
+    root = str(Path(__file__).resolve().parents[2])
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER.format(root=root, path=str(path), prefix=p)])
+        for p in ("a", "b")
+    ]  # both create the file: the schema is made once, in one transaction
+    assert [p.wait(120) for p in procs] == [0, 0]
+    store = ResultsStore(path)
+    cells = store.cells()
+    assert len(cells) == 40
+    assert sorted(cells["cell_key"]) == sorted(f"{p}-{i}" for p in "ab" for i in range(20))
+    rows = store.group_rows()
+    assert len(rows) == 120
+    per_cell = rows.groupby("cell_key")["group"].apply(tuple)
+    assert set(per_cell) == {("dark", "light", "overall")} and len(per_cell) == 40
+    assert (rows[rows["group"] == "dark"]["accuracy"] == 0.9).all()
+    by_key = cells.set_index("cell_key")
+    assert by_key.loc["a-7", "seed"] == 7 and by_key.loc["b-19", "sweep_id"] == "b"
+
+
+def test_garbage_file_is_refused(tmp_path):
+    path = tmp_path / "r.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(FairpruneError) as err:
+        ResultsStore(path)
+    assert str(err.value) == ERR_NOT_A_STORE.format(path=path, reason=NOT_SQLITE)
+    assert path.read_bytes() == b"this is not sqlite" * 100  # left untouched
+
+
+def test_other_sqlite_database_and_newer_schema_are_refused(tmp_path):
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE photos (id INTEGER)")
+    with pytest.raises(FairpruneError) as err:
+        ResultsStore(other)
+    assert str(err.value) == ERR_NOT_A_STORE.format(path=other, reason=OTHER_TABLES)
+    newer = tmp_path / "newer.sqlite"
+    ResultsStore(newer)
+    with sqlite3.connect(newer) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(FairpruneError) as err:
+        ResultsStore(newer)
+    assert str(err.value) == ERR_NEWER_SCHEMA.format(path=newer, found=99)
+
+
+def test_opening_an_existing_store_does_not_write(tmp_path):
+    path = tmp_path / "r.sqlite"
+    _write(ResultsStore(path), "k1")
+    before = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(tmp_path.iterdir())]
+    store = ResultsStore(path)
+    store.export_long()
+    store.has_cell("k1")
+    after = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(tmp_path.iterdir())]
+    assert before == after
