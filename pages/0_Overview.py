@@ -59,8 +59,16 @@ done, total = views.sweep_progress(ui.sweeps_table(), sweep_id)
 if done < total:
     st.info(
         f"{done} of {total} models of this sweep are in the store; the rest are still running "
-        "(the demo fills in seeds 1 and 2 in the background). Reload to see them."
+        "(the demo fills in seeds 1 and 2 in the background) and appear here as they land."
     )
+    seen = ui.store_version()
+
+    @st.fragment(run_every=5.0)
+    def _watch_store() -> None:
+        if ui.store_version() != seen:
+            st.rerun()  # a cell landed: redraw the whole page with it
+
+    _watch_store()
 ui.group_legend(long["group"].unique())
 
 dense = cells[cells["criterion"] == "dense"]

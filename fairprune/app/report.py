@@ -25,10 +25,12 @@ td:first-child,th:first-child{text-align:left}
 """
 
 
-def _table(df: pd.DataFrame, pct: tuple[str, ...] = ()) -> str:
+def _table(df: pd.DataFrame, pct: tuple[str, ...] = (), points: tuple[str, ...] = ()) -> str:
     df = df.copy()
     for col in df.columns:
-        if col in pct:
+        if col in points:  # already in points / percent: one decimal
+            df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+        elif col in pct:
             df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v * 100:.1f}")
         elif pd.api.types.is_float_dtype(df[col]):
             df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
@@ -96,7 +98,8 @@ def build_report(
             "(same test resample for both models, seeds resampled); wider/narrower only when the "
             "interval excludes 0.</p>"
         )
-        parts.append(_table(findings_display(findings)))
+        shown = findings_display(findings)
+        parts.append(_table(shown, points=("FLOPs reduction", "gap dense", "gap CE", "gap PW")))
     figs = [
         charts.accuracy_vs_reduction(long),
         charts.gap_vs_reduction(long),

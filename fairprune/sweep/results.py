@@ -182,6 +182,11 @@ def _codes(values, what: str) -> bytes:
     return arr.astype(_CODE_DTYPE).tobytes()
 
 
+def _where(sweep_id: str | None, column: str) -> tuple[str, tuple]:
+    """``WHERE column = ?`` and its parameter for one sweep; nothing for all sweeps."""
+    return (f"WHERE {column} = ?", (sweep_id,)) if sweep_id is not None else ("", ())
+
+
 def _record_dict(model) -> dict:
     if isinstance(model, dict):
         return model
@@ -459,7 +464,7 @@ class ResultsStore:
             weight_sparsity, accuracy, gap, std_delta, max_psi, split, config_json, created
             (Unix seconds).
         """
-        where, params = ("WHERE sweep_id = ?", (sweep_id,)) if sweep_id is not None else ("", ())
+        where, params = _where(sweep_id, "sweep_id")
         return self._frame(f"SELECT * FROM cells {where} ORDER BY created, cell_key", params)
 
     def group_rows(self, sweep_id: str | None = None) -> pd.DataFrame:
@@ -475,7 +480,7 @@ class ResultsStore:
         pandas.DataFrame
             Ordered by cell write time, then cell_key, then group name.
         """
-        where, params = ("WHERE c.sweep_id = ?", (sweep_id,)) if sweep_id is not None else ("", ())
+        where, params = _where(sweep_id, "c.sweep_id")
         df = self._frame(
             "SELECT g.* FROM group_rows g JOIN cells c ON c.cell_key = g.cell_key "
             f"{where} ORDER BY c.created, g.cell_key, g.grp",
@@ -500,7 +505,7 @@ class ResultsStore:
             Sorted by sweep_id, criterion, loss, target_reduction, seed, cell_key, then group
             name with ``overall`` last, so equal stores export equal tables.
         """
-        where, params = ("WHERE c.sweep_id = ?", (sweep_id,)) if sweep_id is not None else ("", ())
+        where, params = _where(sweep_id, "c.sweep_id")
         df = self._frame(
             "SELECT c.sweep_id, c.cell_key, c.model, c.model_hash, c.dataset, c.arch, "
             "c.criterion, c.loss, c.seed, c.target_reduction, c.flops_reduction, c.macs, "

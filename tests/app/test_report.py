@@ -48,7 +48,9 @@ def test_report_is_self_contained_and_carries_the_numbers():
     assert "cdn.plot.ly" not in html.replace(get_plotlyjs(), "")
     assert "<p class='headline'>Pruning widens it.</p>" in html
     # the findings table, worded: interval in brackets, verdict only when it excludes 0
-    row = "".join(rf"\s*<td>{c}</td>" for c in views.findings_display(FINDINGS).iloc[0])
+    row = "".join(
+        rf"\s*<td>{re.escape(str(c))}</td>" for c in views.findings_display(FINDINGS).iloc[0]
+    )
     assert re.search(rf"<tr>{row}\s*</tr>", html)
     assert "+4.0 [+1.0, +7.0]" in html and "cannot tell" in html
     assert "Generated 2026-01-02 03:04 UTC" in html
