@@ -10,6 +10,7 @@ from fairprune.cli.common import (
     _bundle,
     _print_table,
     _store_paths,
+    boot_int,
 )
 from fairprune.errors import FairpruneError
 
@@ -85,7 +86,7 @@ def register(sub) -> None:
     p.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES), help="for .pt/.pth")
     p.add_argument("--split", default="test")
     p.add_argument("--intersectional", action="store_true", help="groups × true label")
-    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--n-boot", type=boot_int, default=200)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
 
