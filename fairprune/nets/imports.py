@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def _read_pt(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
     """A state dict from a ``.pt``/``.pth`` file or its bytes, through ``weights_only=True``."""
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        obj = torch.load(stream, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a file's pickle protocol: noise here
+            warnings.simplefilter("ignore")
+            obj = torch.load(stream, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # the weights-only unpickler met something other than tensors
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
     except EOFError as exc:
