@@ -320,6 +320,7 @@ def _list_entry(manifest: Path, directory: Path) -> ModelRecord:
     record = _read_manifest(manifest)
     if size != record.file_size:
         raise FairpruneError(ERR_HASH.format(path=weights))
+    safetensors_shapes(weights, weights)  # two small reads: a lying header is not listed
     return replace(record, path=str(weights))
 
 

@@ -120,7 +120,6 @@ def _from_state(
     if not INPUT_SIZES[0] <= size <= INPUT_SIZES[1]:
         raise FairpruneError(ERR_INPUT_SIZE.format(size=size, low=INPUT_SIZES[0],
                                                    high=INPUT_SIZES[1]))  # fmt: skip
-    check_finite(state, source)
     with torch.device("meta"):  # only to find the head's name: allocates nothing
         probe = build_model(arch, 1, size)
     head_name = next(n for n, m in probe.named_modules() if m is head_of(probe))
@@ -137,6 +136,7 @@ def _from_state(
     with torch.device("meta"):
         own = {k: tuple(v.shape) for k, v in build_model(arch, outputs, size).state_dict().items()}
     compare_shapes(own, {k: tuple(v.shape) for k, v in state.items()}, source, arch)
+    check_finite(state, source)  # after the shapes: every tensor is now known to be model-sized
     model = build_model(arch, outputs, size)  # allocated only once the shapes are known to fit
     _load_state(model, state, source, arch)
     return model, outputs, classes, size
@@ -274,7 +274,7 @@ def import_upload(
         if suffix != ".safetensors":
             raise FairpruneError(ERR_MANIFEST_PAIR.format(path=filename))
         record = _parse_manifest(manifest, filename)
-        if sha256_bytes(data) != record.sha256:
+        if len(data) != record.file_size or sha256_bytes(data) != record.sha256:
             raise FairpruneError(ERR_HASH.format(path=filename))
         if arch and arch != record.arch:
             raise FairpruneError(

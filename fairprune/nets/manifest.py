@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fairprune.errors import FairpruneError
+from fairprune.nets.architectures import ARCHITECTURES
 
 FORMAT_VERSION = 1
 
@@ -255,6 +256,9 @@ _SHAPE_KEYS = {"in_channels", "out_channels", "groups", "num_features", "in_feat
                "out_features"}  # fmt: skip
 
 
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")  # e.g. "layer1.0.conv1"
+
+
 def _bounds_problem(data: dict) -> str | None:
     """Why a manifest's sizes cannot be a real model (checked before anything is built)."""
     k, c, s = data["num_outputs"], data["num_classes"], data["input_size"]
@@ -273,6 +277,8 @@ def _bounds_problem(data: dict) -> str | None:
             return f"{key} {value} outside 0..1"
     shapes = data.get("layer_shapes", {})
     for name, attrs in shapes.items():
+        if not _MODULE_NAME.fullmatch(name):
+            return f"layer_shapes names {name[:40]!r}, not a module of a network"
         if not isinstance(attrs, dict) or not attrs or set(attrs) - _SHAPE_KEYS:
             return f"layer_shapes[{name[:40]!r}] is not a layer's sizes"
         for attr, value in attrs.items():
@@ -307,6 +313,12 @@ def _manifest_problem(data: object) -> str | None:
     texts = [k for k in _STR_FIELDS if k in data and not isinstance(data[k], str)]
     if texts:
         return f"{texts[0]} has the wrong type"
+    if data["arch"] not in ARCHITECTURES:
+        return f"unknown architecture {data['arch'][:40]!r}"
+    try:
+        _check_name(data["name"])
+    except FairpruneError:
+        return f"name {data['name'][:40]!r} is not a model name (letters, digits, '-', '_', '.')"
     if any(len(data[k]) > 1000 for k in _STR_FIELDS if k in data):
         return "a text field is over 1000 characters"
     if data.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:

@@ -139,7 +139,7 @@ def compare_shapes(
     extra = [k for k in got if k not in own]
     if missing or extra:
         detail = (
-            f"missing {missing[0]!r}" if missing else f"unexpected {extra[0][:60]!r}"
+            f"missing {missing[0]!r}" if missing else f"unexpected {str(extra[0])[:60]!r}"
         ) + f" ({len(missing)} missing, {len(extra)} unexpected keys)"
         raise FairpruneError(ERR_SHAPES.format(path=source, arch=arch, detail=detail))
     for k, shape in own.items():
