@@ -32,6 +32,12 @@ ERR_NO_MPS = "--device mps: Apple's MPS backend is not available here; use --dev
 ERR_OPTION_FORM = "--option takes KEY=VALUE, got {item!r}."
 
 
+ERR_OPTION_RESERVED = "--option {key}=... is not a loader option; use {flag} instead."
+
+
+_RESERVED_OPTIONS = {"name": "--dataset", "root": "--root", "csv": "--csv"}  # load_dataset's own
+
+
 ERR_CANNOT_CREATE = "cannot create the {what} {path} ({reason}); choose another (--{flag})."
 
 
@@ -180,6 +186,9 @@ def _options(items: Sequence[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise FairpruneError(ERR_OPTION_FORM.format(item=item[:60]))
+        if key.strip() in _RESERVED_OPTIONS:
+            flag = _RESERVED_OPTIONS[key.strip()]
+            raise FairpruneError(ERR_OPTION_RESERVED.format(key=key.strip(), flag=flag))
         try:
             out[key.strip()] = json.loads(value)
         except (json.JSONDecodeError, RecursionError):

@@ -140,9 +140,9 @@ def regular_file(path: str | Path, *, cap: int, what: str) -> int:
 
 def read_capped(path: str | Path, *, cap: int, what: str) -> bytes:
     """The bytes of a regular file of at most ``cap`` bytes (checked before reading)."""
-    regular_file(path, cap=cap, what=what)
+    size = regular_file(path, cap=cap, what=what)
     with open(path, "rb") as f:
-        data = f.read(cap + 1)  # the file may have grown since the check
+        data = f.read(size + 1)  # the size read, not the cap: no big buffer up front
     if len(data) > cap:
         raise FairpruneError(
             ERR_FILE_TOO_BIG.format(path=path, size=len(data) / 2**20, cap=cap / 2**20, what=what)

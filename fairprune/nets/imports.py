@@ -341,7 +341,7 @@ def store_file(directory: str | Path, name: str) -> Path:
     target = directory / name
     if not _inside(target, directory):
         raise FairpruneError(ERR_OUTSIDE_STORE.format(path=name, store=directory))
-    if not os.path.isfile(target):
+    if not os.path.exists(target):
         raise FairpruneError(ERR_NOT_IN_STORE.format(name=name, store=directory))
     check_file(target, cap=MAX_WEIGHTS_BYTES, what="checkpoint")
     return target

@@ -340,10 +340,10 @@ def _parse_manifest(text: str | bytes, source: object) -> ModelRecord:
 
 
 def _read_manifest(path: Path) -> ModelRecord:
-    check_file(path, cap=MAX_MANIFEST_BYTES, what="manifest")
+    size = check_file(path, cap=MAX_MANIFEST_BYTES, what="manifest")
     try:
         with open(path, "rb") as f:
-            raw = f.read(MAX_MANIFEST_BYTES + 1)
+            raw = f.read(size + 1)
     except OSError as exc:
         raise FairpruneError(ERR_BAD_MANIFEST.format(path=path, reason=exc.strerror)) from None
     return _parse_manifest(raw, path)
