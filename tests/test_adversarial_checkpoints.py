@@ -498,7 +498,7 @@ def _one_error_line(err: str) -> str:
     lines = err.splitlines()
     assert len(lines) == 1, err[-2000:]
     line = lines[0]
-    assert line.startswith("error: "), line
+    assert line.startswith("error: ") and len(line) <= 1000, line[:300]
     assert "Traceback" not in err
     # foreseen, not caught by main's catch-all
     assert not line.startswith(("error: unexpected ", "error: out of memory")), line

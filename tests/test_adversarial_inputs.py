@@ -633,6 +633,7 @@ def _check(rc: int, expected: int, err: str) -> None:
     assert rc == expected, err[-3000:]
     assert "Traceback" not in err
     lines = err.splitlines()
+    assert max(map(len, lines), default=0) <= 1000, "an error line a person can read"
     if expected == 1:
         assert len(lines) == 1, err[-3000:]
         assert lines[0].startswith("error: "), lines[0]

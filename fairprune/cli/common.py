@@ -121,7 +121,9 @@ def writable_file(path: str | Path, flag: str) -> Path:
         st = None
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "invalid name"
-        raise FairpruneError(ERR_CANNOT_WRITE.format(path=path, reason=reason, flag=flag)) from None
+        raise FairpruneError(
+            ERR_CANNOT_WRITE.format(path=str(path)[:200], reason=reason, flag=flag)
+        ) from None
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise FairpruneError(ERR_NOT_REGULAR_OUT.format(path=path, flag=flag))
     if not os.path.isdir(path.parent if str(path.parent) else "."):
@@ -204,7 +206,7 @@ def _store_paths(args) -> tuple[Path, Path]:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "invalid name"
         raise FairpruneError(
             ERR_CANNOT_CREATE.format(
-                what="models folder", path=models, reason=reason, flag="models-dir"
+                what="models folder", path=str(models)[:200], reason=reason, flag="models-dir"
             )
         ) from None
     results = Path(args.results) if args.results else paths.results_path()

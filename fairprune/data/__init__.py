@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from fairprune.data.base import DatasetBundle, SplitData, subset, summarize
 from fairprune.data.csv_table import load_csv_dataset
+from fairprune.data.files import clip
 from fairprune.data.options import check_options, check_seed
 from fairprune.errors import FairpruneError
 from fairprune.utils import stable_hash
@@ -133,7 +134,7 @@ def load_dataset(
     if spec.needs_root and not root:
         raise FairpruneError(ERR_NEEDS_ROOT.format(name=name))
     if spec.needs_root and not os.path.isdir(root):  # never raises, whatever the string
-        raise FairpruneError(ERR_ROOT_MISSING.format(root=root, expects=spec.help))
+        raise FairpruneError(ERR_ROOT_MISSING.format(root=clip(root), expects=spec.help))
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}  # hashable
     key = stable_hash({"options": options, "seed": seed, "size": image_size})
     return _cached_load(name, str(root) if root else None, str(csv) if csv else None, key, seed,

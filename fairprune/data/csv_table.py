@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fairprune.data.base import DatasetBundle, SplitData, _first_rows, check_groups, subset
-from fairprune.data.files import listed_files, read_capped, verify_count, verify_images
+from fairprune.data.files import clip, listed_files, read_capped, verify_count, verify_images
 from fairprune.errors import FairpruneError
 from fairprune.utils import stable_hash
 
@@ -100,7 +100,7 @@ def load_csv_dataset(
         raise FairpruneError(ERR_CSV_MISSING.format(path=csv))
     path = Path(csv)
     if not os.path.exists(path):  # never raises: a NUL byte or an over-long name is "missing"
-        raise FairpruneError(ERR_CSV_MISSING.format(path=path))
+        raise FairpruneError(ERR_CSV_MISSING.format(path=clip(path)))
     if isinstance(group_columns, str):
         group_columns = tuple(c.strip() for c in group_columns.split(",") if c.strip())
     if (

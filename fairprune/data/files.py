@@ -78,6 +78,12 @@ DEFAULT_VERIFY = 64  # images fully decoded (seeded sample) before a real datase
 TOO_MANY_PIXELS = "{w} × {h} pixels, over the {cap:,} a dataset image may have"
 
 
+def clip(value: object, limit: int = 200) -> str:
+    """``str(value)`` cut to ``limit`` characters: a user's path may be a megabyte long."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _short(exc: BaseException, limit: int = 160) -> str:
     """The first line of an exception's message (or its type), at most ``limit`` characters."""
     lines = str(exc).strip().splitlines()

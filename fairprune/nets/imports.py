@@ -171,7 +171,10 @@ def load_model(
     """
     path = Path(path)
     if not os.path.lexists(path):  # never raises, whatever the string
-        raise FairpruneError(ERR_NOT_FOUND.format(path=path))
+        text = str(path)
+        raise FairpruneError(
+            ERR_NOT_FOUND.format(path=text if len(text) < 200 else text[:199] + "…")
+        )
     suffix = path.suffix.lower()
     if suffix in (".safetensors", ".json"):
         model, record = _load_ours(path)
