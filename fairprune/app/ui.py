@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -28,8 +29,37 @@ html, body, [class*="css"] { font-size: 18px; }
 """
 
 
+log = logging.getLogger(__name__)
+
+
 ERR_NO_MODELS_DIR = "No folder {path}: enter an existing models folder (or clear the box)."
 ERR_NO_RESULTS_DIR = "No folder {path} for the results file: enter a path in an existing folder."
+ERR_NOT_ALLOWED = (
+    "{path} is outside the folders this dashboard may read ({roots}); move the data there, or "
+    "ask whoever runs the dashboard to add its folder to FAIRPRUNE_ALLOWED_ROOTS."
+)
+ERR_PAGE_FAILED = (
+    "Something went wrong on this page ({kind}); the details are in the server log. "
+    "Check the inputs above and try again."
+)
+
+
+def allowed_roots() -> list[Path]:
+    """The folders this dashboard may read datasets and models from (resolved)."""
+    return paths.allowed_roots()
+
+
+def check_allowed(path: str | Path) -> Path:
+    """``path`` if it lies (symlinks resolved) under an allowed root; else one clear error.
+
+    The dashboard serves whoever opens it: it reads datasets and adds models only under the
+    folders its operator allowed (``FAIRPRUNE_ALLOWED_ROOTS``, default ``data/`` and
+    ``models/``).
+    """
+    if not paths.is_allowed(path):
+        roots = ", ".join(str(r) for r in paths.allowed_roots())
+        raise FairpruneError(ERR_NOT_ALLOWED.format(path=path, roots=roots))
+    return Path(path)
 
 
 def models_dir() -> Path:
@@ -49,14 +79,21 @@ def _store_picker() -> None:
     with st.expander("Store locations"):
         m = st.text_input("Models folder", value=str(models_dir()), key="ui_models_dir").strip()
         r = st.text_input("Results file", value=str(results_path()), key="ui_results").strip()
-        if m and Path(m).expanduser().is_dir():
-            st.session_state["fp_models_dir"] = str(Path(m).expanduser())
-        elif m:
+        # the configured locations always work; another folder must lie under an allowed root
+        if m and not Path(m).expanduser().is_dir():
             st.error(ERR_NO_MODELS_DIR.format(path=m))
-        if r and Path(r).expanduser().parent.is_dir():
-            st.session_state["fp_results_path"] = str(Path(r).expanduser())
-        elif r:
+        elif m and Path(m).expanduser() != paths.models_dir() and not paths.is_allowed(m):
+            roots = ", ".join(str(p) for p in paths.allowed_roots())
+            st.error(ERR_NOT_ALLOWED.format(path=m, roots=roots))
+        elif m:
+            st.session_state["fp_models_dir"] = str(Path(m).expanduser())
+        if r and not Path(r).expanduser().parent.is_dir():
             st.error(ERR_NO_RESULTS_DIR.format(path=Path(r).parent))
+        elif r and Path(r).expanduser() != paths.results_path() and not paths.is_allowed(r):
+            roots = ", ".join(str(p) for p in paths.allowed_roots())
+            st.error(ERR_NOT_ALLOWED.format(path=r, roots=roots))
+        elif r:
+            st.session_state["fp_results_path"] = str(Path(r).expanduser())
 
 
 def setup_page(title: str, icon: str = "✂️") -> None:
@@ -86,11 +123,20 @@ def group_legend(groups) -> None:
 
 @contextlib.contextmanager
 def guard():
-    """Show a FairpruneError as one ``st.error`` line and end the page; never a traceback."""
+    """The pages' error boundary: one ``st.error`` line and the page ends; never a traceback.
+
+    A ``FairpruneError`` shows its message (what to do). Anything else is a bug or an input
+    nobody foresaw: the page says so in one line and the traceback goes to the server log only
+    (it may name server paths). Streamlit's own ``st.stop``/``st.rerun`` pass through.
+    """
     try:
         yield
     except FairpruneError as exc:
         st.error(str(exc))
+        st.stop()
+    except Exception as exc:
+        log.exception("unexpected error on a dashboard page")
+        st.error(ERR_PAGE_FAILED.format(kind=type(exc).__name__))
         st.stop()
 
 
@@ -189,7 +235,10 @@ def _dataset(name: str, root: str | None, csv: str | None, options_json: str):
 def dataset(
     name: str, root: str | None = None, csv: str | None = None, options: dict | None = None
 ):
-    """A dataset bundle, loaded once per process."""
+    """A dataset bundle, loaded once per process; its folder and CSV must be allowed."""
+    for path in (root, csv):
+        if path:
+            check_allowed(path)
     return _dataset(name, root or None, csv or None, json.dumps(options or {}, sort_keys=True))
 
 

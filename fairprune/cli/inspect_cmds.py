@@ -10,6 +10,8 @@ from fairprune.cli.common import (
     _bundle,
     _print_table,
     _store_paths,
+    boot_int,
+    positive_int,
 )
 from fairprune.errors import FairpruneError
 
@@ -105,7 +107,7 @@ def register(sub) -> None:
     p.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES), help="for .pt/.pth")
     p.add_argument("--split", default="test")
     p.add_argument("--intersectional", action="store_true", help="groups × true label")
-    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--n-boot", type=boot_int, default=200)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
 
@@ -115,7 +117,7 @@ def register(sub) -> None:
     _add_store_args(p)
     p.add_argument("--sweep", default=None, help="sweep id (default: the newest with pruned cells)")
     p.add_argument("--criterion", default=None, help="criterion (default: the sweep's first)")
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
+    p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap replicates")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_summary)
 

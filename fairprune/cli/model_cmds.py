@@ -14,6 +14,7 @@ from fairprune.cli.common import (
     add_fit_args,
     add_pw_args,
     add_run_args,
+    reduction,
 )
 from fairprune.errors import FairpruneError
 
@@ -171,7 +172,7 @@ def register(sub) -> None:
     _add_store_args(p)
     _add_data_args(p)
     p.add_argument("--arch", default="demo_cnn", choices=sorted(ARCHITECTURES))
-    add_fit_args(p, epochs=12, lr=3e-3)
+    add_fit_args(p, epochs=12, lr=3e-3, at_least_one=True)
     p.add_argument("--augment", action="store_true", help="random flips during training")
     p.add_argument(
         "--single-logit", action="store_true", help="binary task with one sigmoid output"
@@ -185,7 +186,7 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="checkpoint to prune")
     p.add_argument("--dense", default=None, help="dense model for PW criteria (default: --model)")
     p.add_argument("--criterion", default="l1", choices=criterion_names())
-    p.add_argument("--target", type=float, required=True, help="FLOPs reduction, e.g. 0.9")
+    p.add_argument("--target", type=reduction, required=True, help="FLOPs reduction, e.g. 0.9")
     add_pw_args(p)
     add_run_args(p)
     p.set_defaults(func=cmd_prune)

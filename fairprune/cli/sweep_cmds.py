@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from fairprune import paths
 from fairprune.cli.common import (
+    ERR_CANNOT_WRITE,
     TqdmProgress,
     _add_data_args,
     _add_store_args,
     _options,
     _print_table,
     _store_paths,
+    add_device_arg,
     add_fit_args,
     add_pw_args,
+    boot_int,
     log,
     preset_slugs,
+    reduction,
+    seed_int,
+    writable_file,
 )
+from fairprune.errors import FairpruneError
+
+ERR_NO_STORE = "no results store at {path}; run a sweep first or pass an existing file (--results)."
+
+
+ERR_FIGURE_FOLDER = "cannot write the figure to {path} ({reason}); choose another folder (--out)."
 
 
 def cmd_demo(args) -> int:
@@ -100,10 +113,17 @@ def cmd_export(args) -> int:
     from fairprune.sweep.results import ResultsStore
 
     _, results = _store_paths(args)
+    if not os.path.isfile(results):  # reading must not create an empty store
+        raise FairpruneError(ERR_NO_STORE.format(path=results))
+    out = writable_file(args.out, "out")  # before any work: not a folder, FIFO or device
     store = ResultsStore(results)
     df = store.export_long(args.sweep)
-    df.to_csv(args.out, index=False)
-    print(f"wrote {len(df)} rows to {args.out}")
+    try:
+        df.to_csv(out, index=False)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise FairpruneError(ERR_CANNOT_WRITE.format(path=out, reason=reason, flag="out")) from None
+    print(f"wrote {len(df)} rows to {out}")
     return 0
 
 
@@ -148,10 +168,14 @@ def cmd_reproduce(args) -> int:
     sweep_id = run_sweep(cfg, store=store, models_dir=models, progress=bar)
     bar.close()
     out_dir = Path(args.out or paths.data_dir() / "figures")
-    out_dir.mkdir(parents=True, exist_ok=True)
     fig = accuracy_vs_reduction(store.export_long(sweep_id))
     html = out_dir / f"{args.experiment}.html"
-    fig.write_html(html, include_plotlyjs=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fig.write_html(writable_file(html, "out"), include_plotlyjs=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise FairpruneError(ERR_FIGURE_FOLDER.format(path=out_dir, reason=reason)) from None
     png = out_dir / f"{args.experiment}.png"
     try:
         fig.write_image(png, width=1400, height=800)
@@ -175,7 +199,7 @@ def register(sub) -> None:
     p.add_argument(
         "--only-seeds",
         nargs="+",
-        type=int,
+        type=seed_int,
         default=None,
         help="run only these seeds of the demo's grid now (a later run fills in the rest)",
     )
@@ -187,14 +211,14 @@ def register(sub) -> None:
     p.add_argument("--dense", required=True, help="dense checkpoint every cell starts from")
     p.add_argument("--criteria", nargs="+", default=["l1"], choices=criterion_names())
     p.add_argument("--losses", nargs="+", default=["ce", "pw"], choices=sorted(LOSSES))
-    p.add_argument("--levels", nargs="+", type=float, default=[0.5, 0.75, 0.9, 0.95])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--levels", nargs="+", type=reduction, default=[0.5, 0.75, 0.9, 0.95])
+    p.add_argument("--seeds", nargs="+", type=seed_int, default=[0])
     add_pw_args(p)
     p.add_argument("--preset", choices=sorted(preset_slugs()), help="the paper's (w_min, γ)")
     p.add_argument("--paired", action="store_true", help="pw_* criteria with PW losses only")
     add_fit_args(p, epochs=3, lr=2e-3)
-    p.add_argument("--n-boot", type=int, default=200)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--n-boot", type=boot_int, default=200)
+    add_device_arg(p)
     p.add_argument("--name", default=None)
     p.set_defaults(func=cmd_sweep)
 
@@ -208,7 +232,7 @@ def register(sub) -> None:
     _add_store_args(p)
     p.add_argument("experiment", choices=sorted(EXPERIMENTS))
     p.add_argument("--data-root", required=True, help="folder holding the dataset")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    add_device_arg(p)
     p.add_argument("--quick", action="store_true", help="CPU-sized subset, minutes")
     p.add_argument("--out", default=None, help="folder for the figure (default: data/figures)")
     p.set_defaults(func=cmd_reproduce)

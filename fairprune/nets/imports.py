@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,7 +16,14 @@ from torch import nn
 
 from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import ARCHITECTURES, ERR_UNKNOWN_ARCH, build_model, head_of
-from fairprune.nets.checkpoint import _corrupt, _load_ours, _read_safetensors, save_model
+from fairprune.nets.checkpoint import (
+    _corrupt,
+    _inside,
+    _load_ours,
+    _read_safetensors,
+    safetensors_shapes,
+    save_model,
+)
 from fairprune.nets.flops import count_macs_params
 from fairprune.nets.manifest import (
     _COMPUTED,
@@ -27,23 +36,49 @@ from fairprune.nets.manifest import (
     ERR_NEED_ARCH,
     ERR_NOT_FOUND,
     ERR_NOT_STATE_DICT,
+    ERR_OUTSIDE_STORE,
     ERR_PICKLE_REFUSED,
     ERR_SHAPES,
     ERR_TOO_BIG,
+    INPUT_SIZES,
+    MAX_OUTPUTS,
+    MAX_WEIGHTS_BYTES,
     ModelRecord,
     _parse_manifest,
+    check_file,
 )
-from fairprune.nets.shapes import _load_state, _rebuild
+from fairprune.nets.shapes import (
+    _load_state,
+    _rebuild,
+    check_finite,
+    compare_shapes,
+    expected_shapes,
+)
 from fairprune.utils import sha256_bytes, sha256_file
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # uploads above this go in by path instead
+
+
+ERR_INPUT_SIZE = (
+    "input size {size} is outside {low}..{high} px; choose a size the model was made for."
+)
+
+
+ERR_HEAD_SIZE = (
+    "{path}: the head has {got} outputs, outside 1..{cap}; export the classifier's state dict."
+)
+
+
+ERR_NOT_IN_STORE = "No file {name} in the models folder {store}; check the name."
 
 
 def _read_pt(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
     """A state dict from a ``.pt``/``.pth`` file or its bytes, through ``weights_only=True``."""
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        obj = torch.load(stream, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a file's pickle protocol: noise here
+            warnings.simplefilter("ignore")
+            obj = torch.load(stream, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # the weights-only unpickler met something other than tensors
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
     except EOFError as exc:
@@ -52,7 +87,7 @@ def _read_pt(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
         if "PytorchStreamReader" in str(exc):  # a broken zip container
             raise _corrupt(source, exc, ERR_CORRUPT_PT) from None
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
-    except Exception:  # anything else weights_only raises is a refusal too; nothing ran
+    except Exception:  # anything else weights_only raises (MemoryError included) is a refusal
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
     # training scripts often wrap the state dict: {"epoch": 3, "state_dict": {...}}
     if isinstance(obj, dict):
@@ -82,18 +117,27 @@ def _from_state(
     if spec is None:
         raise FairpruneError(ERR_UNKNOWN_ARCH.format(name=arch, choices=", ".join(ARCHITECTURES)))
     size = int(input_size or spec.default_input_size)
-    model = build_model(arch, 1, size)
-    head_name = next(n for n, m in model.named_modules() if m is head_of(model))
+    if not INPUT_SIZES[0] <= size <= INPUT_SIZES[1]:
+        raise FairpruneError(ERR_INPUT_SIZE.format(size=size, low=INPUT_SIZES[0],
+                                                   high=INPUT_SIZES[1]))  # fmt: skip
+    with torch.device("meta"):  # only to find the head's name: allocates nothing
+        probe = build_model(arch, 1, size)
+    head_name = next(n for n, m in probe.named_modules() if m is head_of(probe))
     head_w = state.get(f"{head_name}.weight")
     if head_w is None or head_w.ndim != 2:
         detail = f"missing {head_name + '.weight'!r}"
         raise FairpruneError(ERR_SHAPES.format(path=source, arch=arch, detail=detail))
     outputs = int(head_w.shape[0])  # (num_outputs, in_features)
+    if not 1 <= outputs <= MAX_OUTPUTS:
+        raise FairpruneError(ERR_HEAD_SIZE.format(path=source, got=outputs, cap=MAX_OUTPUTS))
     classes = 2 if outputs == 1 else outputs
     if num_classes is not None and classes != num_classes:
         raise FairpruneError(ERR_CLASSES.format(path=source, got=outputs, want=num_classes))
-    if outputs != 1:
-        model = build_model(arch, outputs, size)
+    with torch.device("meta"):
+        own = {k: tuple(v.shape) for k, v in build_model(arch, outputs, size).state_dict().items()}
+    compare_shapes(own, {k: tuple(v.shape) for k, v in state.items()}, source, arch)
+    check_finite(state, source)  # after the shapes: every tensor is now known to be model-sized
+    model = build_model(arch, outputs, size)  # allocated only once the shapes are known to fit
     _load_state(model, state, source, arch)
     return model, outputs, classes, size
 
@@ -126,8 +170,11 @@ def load_model(
         gives outputs identical to the model that was saved.
     """
     path = Path(path)
-    if not path.exists():
-        raise FairpruneError(ERR_NOT_FOUND.format(path=path))
+    if not os.path.lexists(path):  # never raises, whatever the string
+        text = str(path)
+        raise FairpruneError(
+            ERR_NOT_FOUND.format(path=text if len(text) < 200 else text[:199] + "…")
+        )
     suffix = path.suffix.lower()
     if suffix in (".safetensors", ".json"):
         model, record = _load_ours(path)
@@ -145,6 +192,7 @@ def load_model(
 def _load_state_dict(path: Path, arch, num_classes, input_size) -> tuple[nn.Module, ModelRecord]:
     if not arch:
         raise FairpruneError(ERR_NEED_ARCH.format(path=path))
+    size = check_file(path, cap=MAX_WEIGHTS_BYTES, what="checkpoint")  # before torch opens it
     state = _read_pt(path, path)
     model, outputs, classes, size = _from_state(state, path, arch, num_classes, input_size)
 
@@ -158,7 +206,7 @@ def _load_state_dict(path: Path, arch, num_classes, input_size) -> tuple[nn.Modu
         macs=macs,
         params=params,
         sha256=sha256_file(path),
-        file_size=path.stat().st_size,
+        file_size=size,
         path=str(path),
     )
     return model, record
@@ -229,14 +277,18 @@ def import_upload(
         if suffix != ".safetensors":
             raise FairpruneError(ERR_MANIFEST_PAIR.format(path=filename))
         record = _parse_manifest(manifest, filename)
-        if sha256_bytes(data) != record.sha256:
+        if len(data) != record.file_size or sha256_bytes(data) != record.sha256:
             raise FairpruneError(ERR_HASH.format(path=filename))
         if arch and arch != record.arch:
             raise FairpruneError(
                 ERR_ARCH_MISMATCH.format(path=filename, found=record.arch, arch=arch)
             )
+        found = safetensors_shapes(data, filename)  # the header against the bytes, first
+        compare_shapes(expected_shapes(record, filename), found, filename, record.arch)
+        state = _read_safetensors(data, filename)
+        check_finite(state, filename)
         model = _rebuild(record, filename)
-        _load_state(model, _read_safetensors(data, filename), filename, record.arch)
+        _load_state(model, state, filename, record.arch)
         if num_classes is not None and record.num_classes != num_classes:
             raise FairpruneError(
                 ERR_CLASSES.format(path=filename, got=record.num_outputs, want=num_classes)
@@ -249,6 +301,7 @@ def import_upload(
         if not arch:
             raise FairpruneError(ERR_NEED_ARCH.format(path=filename))
         if suffix == ".safetensors":
+            safetensors_shapes(data, filename)
             state = _read_safetensors(data, filename)
         else:
             state = _read_pt(data, filename)
@@ -270,3 +323,70 @@ def import_upload(
         )
     directory.mkdir(parents=True, exist_ok=True)
     return save_model(model, directory, _free_name(directory, Path(filename).stem), **fields_)
+
+
+def store_file(directory: str | Path, name: str) -> Path:
+    """The file ``name`` inside the model store, checked to stay there (symlinks resolved).
+
+    Parameters
+    ----------
+    directory : path
+        The model store.
+    name : str
+        A file name or a path relative to the store, as typed on the Models page.
+
+    Returns
+    -------
+    Path
+        ``directory / name``: a regular file inside the store, at most ``MAX_WEIGHTS_BYTES``.
+    """
+    directory = Path(directory)
+    target = directory / name
+    if not _inside(target, directory):
+        raise FairpruneError(ERR_OUTSIDE_STORE.format(path=name, store=directory))
+    if not os.path.exists(target):
+        raise FairpruneError(ERR_NOT_IN_STORE.format(name=name, store=directory))
+    check_file(target, cap=MAX_WEIGHTS_BYTES, what="checkpoint")
+    return target
+
+
+def add_by_path(
+    directory: str | Path,
+    name: str,
+    *,
+    arch: str | None,
+    num_classes: int | None,
+    input_size: int | None,
+    dataset: str = "",
+    dataset_fingerprint: str = "",
+) -> tuple[ModelRecord, bool]:
+    """Add a file already inside the model store (the Models page's "From the models folder").
+
+    Parameters
+    ----------
+    directory : path
+        The model store.
+    name : str
+        The file's name inside the store.
+    arch, num_classes, input_size, dataset, dataset_fingerprint
+        As for ``import_upload``.
+
+    Returns
+    -------
+    (ModelRecord, bool)
+        The checkpoint, and True when it was one of ours already (validated, not copied).
+    """
+    target = store_file(directory, name)
+    if target.suffix.lower() in (".safetensors", ".json"):
+        _model, record = load_model(target, num_classes=num_classes)
+        return record, True
+    if target.suffix.lower() not in (".pt", ".pth"):
+        raise FairpruneError(ERR_EXTENSION.format(path=name))
+    check_file(target, cap=MAX_UPLOAD_BYTES, what="model added by path")
+    with open(target, "rb") as f:
+        data = f.read(MAX_UPLOAD_BYTES + 1)
+    record = import_upload(
+        data, target.name, directory, arch=arch, num_classes=num_classes, input_size=input_size,
+        dataset=dataset, dataset_fingerprint=dataset_fingerprint,
+    )  # fmt: skip
+    return record, False

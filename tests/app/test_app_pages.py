@@ -128,7 +128,8 @@ def test_dataset_page_counts_equal_summarize(store_env):
     assert len(at.get("image")) == 3 * 8  # a grid of 8 per group
 
 
-def test_dataset_page_bad_folder_is_one_line_error(store_env):
+def test_dataset_page_bad_folder_is_one_line_error(store_env, monkeypatch):
+    monkeypatch.setenv("FAIRPRUNE_ALLOWED_ROOTS", "/nonexistent")  # allowed, but not there
     at = _run("pages/2_Dataset.py")
     at.selectbox(key="dataset_name").set_value("csv").run()
     at.text_input(key="dataset_root").input("/nonexistent/folder").run()

@@ -1,6 +1,7 @@
 """The SQLite results store: round trip, idempotent cells, atomic writes, concurrent writers."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -275,3 +276,65 @@ def test_opening_an_existing_store_does_not_write(tmp_path):
     store.has_cell("k1")
     after = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(tmp_path.iterdir())]
     assert before == after
+
+
+KILLED_WRITER = """
+import importlib.util, sys
+sys.path.insert(0, {root!r})
+import numpy as np, pandas as pd
+from fairprune.metrics import METRIC_COLUMNS
+# the store's module alone: importing the fairprune.sweep package would pull in torch, and each
+# of the six processes would spend its time importing rather than writing
+spec = importlib.util.spec_from_file_location("results_only", {module!r})
+results = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(results)
+store = results.ResultsStore({path!r})
+groups = pd.DataFrame({{c: np.linspace(0.1, 0.9, 200) for c in METRIC_COLUMNS}})
+groups["group"] = [f"g{{i:03d}}" for i in range(200)]  # 200 rows: each transaction takes a while
+groups["n"] = 7
+for i in range({cells}):
+    key = f"cell-{{i:03d}}"
+    if store.has_cell(key):  # resume: finished cells are skipped, as run_sweep does
+        continue
+    model = {{"name": key, "sha256": "ab" * 32, "criterion": "l1", "loss": "pw",
+              "target_reduction": 0.5, "flops_reduction": 0.5}}
+    store.write_cell(cell_key=key, sweep_id="s", model=model, config={{"cell": {{"seed": i}}}},
+                     overall={{"accuracy": i / 100}}, groups=groups)
+    print(key, flush=True)  # only after the commit: a printed cell is a finished cell
+"""
+
+
+def test_five_kill_9_during_a_sweep_then_resume(tmp_path):
+    # a sweep process killed with SIGKILL five times, mid-transaction, then run to the end:
+    # every cell it reported finished is kept, none is duplicated, the file is intact
+    import signal
+
+    path, cells = tmp_path / "r.sqlite", 40
+    root = Path(__file__).resolve().parents[2]
+    script = KILLED_WRITER.format(root=str(root), path=str(path), cells=cells,
+                                  module=str(root / "fairprune" / "sweep" / "results.py"))  # fmt: skip
+    finished: list[str] = []
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        seen = 0
+        while seen < 3:  # let it finish three cells, then kill it inside the fourth
+            line = proc.stdout.readline()
+            assert line, "the writer ended before it could be killed"
+            finished.append(line.strip())
+            seen += 1
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        assert proc.returncode == -signal.SIGKILL
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    finished += done.stdout.split()
+    assert len(finished) == len(set(finished)) == cells  # each cell written exactly once
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        keys = [k for (k,) in conn.execute("SELECT cell_key FROM cells ORDER BY cell_key")]
+        per_cell = dict(conn.execute("SELECT cell_key, COUNT(*) FROM group_rows GROUP BY cell_key"))
+    assert keys == sorted(finished) == [f"cell-{i:03d}" for i in range(cells)]
+    assert set(per_cell.values()) == {200}  # no half-written cell survived a kill
+    store = ResultsStore(path)
+    assert store.cells().set_index("cell_key").loc["cell-017", "seed"] == 17
