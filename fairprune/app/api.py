@@ -13,6 +13,7 @@ from fairprune.loss import LOSSES, PW_PRESETS
 from fairprune.metrics import METRICS, accuracy_gap, audit
 from fairprune.nets import ARCHITECTURES, import_upload, load_model, record_to_row
 from fairprune.nets.imports import MAX_UPLOAD_BYTES
+from fairprune.nets.onnx_io import MAX_UPLOAD_ONNX_BYTES, import_onnx, load_for_audit
 from fairprune.sweep import criterion_names, run_sweep
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "DATASETS",
     "LOSSES",
     "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_ONNX_BYTES",
     "METRICS",
     "PW_PRESETS",
     "FinetuneConfig",
@@ -29,7 +31,9 @@ __all__ = [
     "criterion_names",
     "demo_sweep_config",
     "ensure_demo_model",
+    "import_onnx",
     "import_upload",
+    "load_for_audit",
     "load_model",
     "record_to_row",
     "run_sweep",

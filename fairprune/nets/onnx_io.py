@@ -193,6 +193,7 @@ def _record(info: OnnxInfo, side: int, num_outputs: int, macs: int, params: int)
                 "source": text("source"),
                 "source_arch": text("arch"),
                 "source_kind": text("kind"),
+                "static_input": info.input_side is not None,
             }
         },
         sha256=info.sha256,
