@@ -246,8 +246,10 @@ def latency_table(
     Returns
     -------
     pandas.DataFrame
-        One row per (runner, batch): ``runtime``, ``batch``, ``ms_per_image`` (median),
-        ``ms_per_image_low`` / ``ms_per_image_high`` (quartiles over rounds).
+        One row per (runner, batch): ``runtime``, ``batch``, ``ms_per_image`` (median wall
+        clock), ``ms_per_image_low`` / ``ms_per_image_high`` (quartiles over rounds) and
+        ``cpu_ms_per_image`` (median CPU time of the process: with one thread, the latency the
+        model would have on an idle core, whatever else the machine is running).
     """
     import pandas as pd
 
@@ -256,6 +258,7 @@ def latency_table(
         torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(seed)
     times: dict[tuple[str, int], list[float]] = {(n, b): [] for n in runners for b in batch_sizes}
+    cpu: dict[tuple[str, int], list[float]] = {(n, b): [] for n in runners for b in batch_sizes}
     try:
         models = {n: m.to("cpu").eval() for n, m in runners.items()}
         inputs = {b: torch.rand(b, 3, input_size, input_size, generator=g) for b in batch_sizes}
@@ -263,16 +266,18 @@ def latency_table(
             for b in batch_sizes:
                 calls = max(1, -(-min_images // b))
                 for name, model in models.items():
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     for _ in range(calls):
                         model(inputs[b])
                     if r:  # round 0 warms caches, allocators and lazy initialisation up
                         times[(name, b)].append((time.perf_counter() - t0) * 1000 / (calls * b))
+                        cpu[(name, b)].append((time.process_time() - c0) * 1000 / (calls * b))
     finally:
         torch.set_num_threads(old)
     rows = []
     for (name, b), ts in times.items():
         q1, med, q3 = np.percentile(ts, [25, 50, 75])
         rows.append(dict(runtime=name, batch=b, ms_per_image=float(med),
-                         ms_per_image_low=float(q1), ms_per_image_high=float(q3)))  # fmt: skip
+                         ms_per_image_low=float(q1), ms_per_image_high=float(q3),
+                         cpu_ms_per_image=float(np.median(cpu[(name, b)]))))  # fmt: skip
     return pd.DataFrame(rows)

@@ -72,7 +72,12 @@ def torch_deploy(model: nn.Module) -> nn.Module:
 
 
 def onnxruntime_of(
-    model: nn.Module, input_size: int, *, threads: int | None = None, exporter: str = "dynamo"
+    model: nn.Module,
+    input_size: int,
+    *,
+    threads: int | None = None,
+    exporter: str = "dynamo",
+    optimization: str = "all",
 ) -> OnnxClassifier:
     """``model`` exported to ONNX (verified) and opened in onnxruntime.
 
@@ -83,6 +88,8 @@ def onnxruntime_of(
     threads : int, optional
         onnxruntime intra-op threads (default: torch's).
     exporter : {"dynamo", "torchscript"}
+    optimization : {"all", "extended", "basic", "disabled"}
+        onnxruntime's graph optimisation level.
 
     Returns
     -------
@@ -93,7 +100,9 @@ def onnxruntime_of(
     with tempfile.TemporaryDirectory(prefix="fairprune-onnx-") as tmp:
         out = Path(tmp) / "model.onnx"
         export_onnx(model, out, input_size=input_size, exporter=exporter)
-        classifier, _ = load_onnx(out, input_size=input_size, threads=threads)
+        classifier, _ = load_onnx(
+            out, input_size=input_size, threads=threads, optimization=optimization
+        )
     return classifier  # the session holds the model in memory; the file is no longer needed
 
 

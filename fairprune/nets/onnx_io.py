@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
 
@@ -99,9 +98,22 @@ class ExportReport:
     file_size: int  # bytes written
 
 
-def _ort_session(model: bytes | str, threads: int | None) -> ort.InferenceSession:
+# onnxruntime graph optimisation levels by name; "all" adds layout changes (NCHWc) to "extended"
+OPTIMIZATION_LEVELS = {
+    "disabled": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+
+
+def _ort_session(model: bytes | str, threads: int | None, optimization: str = "all"):
+    import onnxruntime as ort  # half a second to import: only when a model is opened
+
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization]
+    )
     so.intra_op_num_threads = int(threads or torch.get_num_threads())
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -209,6 +221,7 @@ def load_onnx(
     num_classes: int | None = None,
     input_size: int | None = None,
     threads: int | None = None,
+    optimization: str = "all",
 ) -> tuple[OnnxClassifier, ModelRecord]:
     """Validate an ``.onnx`` classifier and open it in onnxruntime (CPU).
 
@@ -223,6 +236,8 @@ def load_onnx(
         model's side is symbolic and the file does not record it.
     threads : int, optional
         onnxruntime intra-op threads (default: torch's thread count).
+    optimization : {"all", "extended", "basic", "disabled"}
+        onnxruntime's graph optimisation level.
 
     Returns
     -------
@@ -241,7 +256,8 @@ def load_onnx(
         # the session gets the bytes we validated, never a path to re-read or resolve; only a
         # model over protobuf's 2 GB limit is opened from its (validated) folder
         small = proto.ByteSize() < MAX_ONNX_BYTES
-        session = _ort_session(proto.SerializeToString() if small else str(info.path), threads)
+        source = proto.SerializeToString() if small else str(info.path)
+        session = _ort_session(source, threads, optimization)
     except Exception as exc:  # onnxruntime's errors have no common base class
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
         raise FairpruneError(ERR_ONNX_RUNTIME.format(path=info.path, reason=reason)) from None
