@@ -242,7 +242,8 @@ def _onnx_store(store_env, tmp_path, monkeypatch):
 
 def test_audit_page_runs_an_onnx_model_beside_its_checkpoint(store_env, tmp_path, monkeypatch):
     dense, onnx_path = _onnx_store(store_env, tmp_path, monkeypatch)
-    at = _run("pages/3_Audit.py")
+    small = ("synthderm", None, None, {"limit": 600, "test_limit": 300})  # the fixture's data
+    at = _run("pages/3_Audit.py", fp_dataset_choice=small)
     at.select_slider(key="audit_nboot").set_value(0).run()
     assert at.multiselect(key="audit_models").value == [dense.name, "dense.onnx"]
     assert "**audit only, not prunable**" in at.caption[1].value
