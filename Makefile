@@ -16,7 +16,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m fairprune demo
+	$(PY) -m fairprune demo --only-seeds 0
+	mkdir -p data && (nohup $(PY) -m fairprune demo > data/demo-seeds.log 2>&1 &)
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 app: install

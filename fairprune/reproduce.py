@@ -75,20 +75,13 @@ EXPERIMENTS: dict[str, Experiment] = {
         train=TrainConfig(epochs=200, lr=1e-3, batch_size=256, augment=True),
         note="ResNet-56, 80% of training cats and dogs dropped; reference default w_min, γ",
     ),
-    "cifar10-shortcut": Experiment(
-        dataset="cifar10",
-        dataset_options={"variant": "shortcut"},
-        arch="resnet56",
-        num_outputs_binary_single_logit=False,
-        reductions=(0.5, 0.75, 0.875, 0.9375),
-        criteria=("autobot", "pw_autobot", "taylor", "pw_taylor"),
-        min_weight=0.75,
-        gamma=5.0,
-        finetune=FinetuneConfig(epochs=200, lr=1e-3, batch_size=256, augment=True),
-        train=TrainConfig(epochs=200, lr=1e-3, batch_size=256, augment=True),
-        note="ResNet-56, a coloured square on 98% of training dogs",
-    ),
 }
+# the shortcut variant is the imbalanced experiment's protocol on other data
+EXPERIMENTS["cifar10-shortcut"] = replace(
+    EXPERIMENTS["cifar10-imbalanced"],
+    dataset_options={"variant": "shortcut"},
+    note="ResNet-56, a coloured square on 98% of training dogs",
+)
 
 QUICK_LIMIT = 2000  # training images kept by --quick
 QUICK_TEST_LIMIT = 600  # test images kept by --quick

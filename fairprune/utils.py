@@ -39,6 +39,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def environment(device: str | torch.device | None = None) -> dict:
+    """What a result depends on besides its seed: torch version, CPU threads and device.
+
+    Bit-identical reruns are promised for the same seed on the same machine; this is recorded
+    with every checkpoint so a difference between two machines can be traced to its cause.
+    """
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(
+            pick_device(device if device is None or isinstance(device, str) else str(device))
+        ),
+    }
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()

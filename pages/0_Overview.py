@@ -1,5 +1,7 @@
 """Overview: what fairprune does, the headline from the results store, the main chart."""
 
+import html
+
 import streamlit as st
 
 from fairprune.app import charts, ui, views
@@ -22,6 +24,7 @@ if long.empty:
         "Or run `python -m fairprune demo` in a terminal."
     )
     if st.button("Run the demo", key="overview_run_demo", type="primary"):
+        from fairprune.app import jobs
         from fairprune.app.api import demo_sweep_config, ensure_demo_model, run_sweep
 
         bar = st.progress(0.0, text="Training the dense model…")
@@ -32,19 +35,40 @@ if long.empty:
                     min(d / max(t, 1), 1.0), text=f"Dense model: {i}"
                 ),
             )
+            config = demo_sweep_config(record.path)
+            # the first seed now, so the page has something to show; the others in the background
             run_sweep(
-                demo_sweep_config(record.path),
+                config,
                 store=ui.results_store(),
                 models_dir=ui.models_dir(),
+                only=lambda cell: cell.seed == config.seeds[0],
                 progress=lambda d, t, i: bar.progress(min(d / max(t, 1), 1.0), text=f"Sweep: {i}"),
             )
+            jobs.start_sweep(config, results_path=ui.results_path(), models_dir=ui.models_dir())
         st.rerun()
     st.stop()
 
 sweep_id = ui.pick_sweep("overview_sweep")
 long = ui.long_table(sweep_id)
 cells = ui.cells_table(sweep_id)
-st.markdown(f"<div class='fp-headline'>{views.headline(long)}</div>", unsafe_allow_html=True)
+st.markdown(
+    f"<div class='fp-headline'>{html.escape(ui.headline_text(sweep_id))}</div>",
+    unsafe_allow_html=True,
+)
+done, total = views.sweep_progress(ui.sweeps_table(), sweep_id)
+if done < total:
+    st.info(
+        f"{done} of {total} models of this sweep are in the store; the rest are still running "
+        "(the demo fills in seeds 1 and 2 in the background) and appear here as they land."
+    )
+    seen = ui.store_version()
+
+    @st.fragment(run_every=5.0)
+    def _watch_store() -> None:
+        if ui.store_version() != seen:
+            st.rerun()  # a cell landed: redraw the whole page with it
+
+    _watch_store()
 ui.group_legend(long["group"].unique())
 
 dense = cells[cells["criterion"] == "dense"]
@@ -54,7 +78,7 @@ with right:
     if not dense.empty:
         d = dense.iloc[0]
         st.metric("Overall accuracy", f"{d['accuracy'] * 100:.1f}%")
-        st.metric("Gap between groups", f"{d['gap'] * 100:.1f} pp")
+        st.metric("Gap (max − min group accuracy)", f"{d['gap'] * 100:.1f} pp")
         st.caption(f"`{d['model']}` · {int(d['macs']):,} MACs · {int(d['params']):,} params")
         st.caption(f"Dataset: **{d['dataset']}** · hash `{d['model_hash'][:12]}`")
     if (long["dataset"] == "synthderm").any():

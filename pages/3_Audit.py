@@ -101,6 +101,22 @@ if len(tables) >= 2:
     st.dataframe(cmp, hide_index=True, key="audit_cmp_table",
                  column_config={c: st.column_config.NumberColumn(c, format="%.1f")
                                 for c in cmp.columns if c not in ("group", "n")})  # fmt: skip
+    with ui.guard():
+        paired, gap, word = views.paired_comparison(
+            ui.predictions(by_name[first]), ui.predictions(by_name[second]), bundle.group_names
+        )
+    st.markdown("**Accuracy, paired** (both models on the same test images; 95% bootstrap "
+                "intervals; \"cannot tell\" unless the interval excludes 0)")  # fmt: skip
+    if gap is not None:
+        st.markdown(
+            f"Gap (max − min group accuracy): B − A = {gap.estimate * 100:+.1f} points "
+            f"(95% CI {gap.low * 100:+.1f} to {gap.high * 100:+.1f}): "
+            + {"wider": "B's gap is wider.", "narrower": "B's gap is narrower.",
+               "no_difference": "the data cannot tell the two gaps apart."}[word]
+        )  # fmt: skip
+    st.dataframe(paired, hide_index=True, key="audit_cmp_paired",
+                 column_config={c: st.column_config.NumberColumn(c, format="%.1f")
+                                for c in ("A accuracy (%)", "B accuracy (%)")})  # fmt: skip
     a.plotly_chart(charts.group_bars(tables[first], metric=metric, title=f"A: {first}"),
                    width="stretch", key="audit_cmp_chart_a")  # fmt: skip
     b.plotly_chart(charts.group_bars(tables[second], metric=metric, title=f"B: {second}"),

@@ -1,5 +1,7 @@
 """Sparsity sweep: run criterion × loss × FLOPs level × seed, watch cells land, chart the result."""
 
+import html
+
 import streamlit as st
 
 from fairprune.app import charts, jobs, ui, views
@@ -111,7 +113,10 @@ if sweep_id is None:
     st.info("No sweep in the results store yet.")
     st.stop()
 long = ui.long_table(sweep_id)
-st.markdown(f"<div class='fp-headline'>{views.headline(long)}</div>", unsafe_allow_html=True)
+st.markdown(
+    f"<div class='fp-headline'>{html.escape(ui.headline_text(sweep_id))}</div>",
+    unsafe_allow_html=True,
+)
 ui.group_legend(long["group"].unique())
 crits = sorted(c for c in long["criterion"].unique() if c != "dense")
 c1, c2 = st.columns(2)
@@ -124,4 +129,16 @@ left, right = st.columns(2)
 left.plotly_chart(charts.gap_vs_reduction(long), width="stretch", key="sweep_chart_gap")
 right.plotly_chart(charts.tradeoff_chart(long), width="stretch", key="sweep_chart_tradeoff")
 st.plotly_chart(charts.disparity_chart(long), width="stretch", key="sweep_chart_disparity")
+st.subheader("Gaps with paired 95% intervals")
+st.caption(
+    "Gap = max − min group accuracy, in points, seeds averaged. Differences carry a paired "
+    "bootstrap interval (the same test resample for both models, seeds resampled too); a "
+    "difference is called wider or narrower only when its interval excludes 0."
+)
+with ui.guard():
+    frame, _ = ui.sweep_findings(sweep_id)
+if frame.empty:
+    st.info("This sweep has no pruned cells with a dense baseline yet.")
+else:
+    st.dataframe(views.findings_display(frame), hide_index=True, key="sweep_findings")
 st.dataframe(views.cells_overview(ui.cells_table(sweep_id)), hide_index=True, key="sweep_cells")

@@ -28,11 +28,14 @@ st.write(
 
 @st.cache_data(show_spinner="Building the report…", max_entries=8)
 def report_html(sweep_id: str, version: str, _long, _cells, _sweeps) -> str:
+    frame, _ = ui.sweep_findings(sweep_id)
     return build_report(_long, _cells, sweeps=_sweeps, synthetic=synthetic,
-                        title=f"fairprune audit report — {', '.join(datasets)}")  # fmt: skip
+                        title=f"fairprune audit report — {', '.join(datasets)}",
+                        headline=ui.headline_text(sweep_id), findings=frame)  # fmt: skip
 
 
-html = report_html(sweep_id, ui.store_version(), long, cells, sweeps)
+with ui.guard():
+    html = report_html(sweep_id, ui.store_version(), long, cells, sweeps)
 stamp = datetime.now(UTC).strftime("%Y%m%d")
 c1, c2 = st.columns(2)
 c1.download_button("Download HTML report", html, file_name=f"fairprune-report-{stamp}.html",

@@ -199,7 +199,9 @@ def accuracy_vs_reduction(
 
 
 def gap_vs_reduction(long: pd.DataFrame) -> go.Figure:
-    """Accuracy gap (max − min group, pp) vs FLOPs reduction, one line per criterion × loss."""
+    """Accuracy gap (max − min group, pp) vs FLOPs reduction, one line per criterion × loss.
+
+    Points are seed-averaged; whiskers span the seeds' own gaps."""
     title = "Accuracy gap between groups vs FLOPs reduction"
     gaps = gaps_table(long)
     if gaps.empty:
@@ -214,9 +216,26 @@ def gap_vs_reduction(long: pd.DataFrame) -> go.Figure:
                 mode="lines+markers",
                 name=f"{crit} · {LOSS_LABELS.get(loss, loss)}",
                 line=dict(dash=LOSS_DASH.get(loss, "solid"), width=3),
-                customdata=np.stack([d["worst_group"], d["best_group"]], axis=1),
+                error_y=dict(  # the spread of the seeds' own gaps
+                    type="data",
+                    symmetric=False,
+                    array=(d["gap_seed_max"] - d["gap"]).clip(lower=0) * 100,
+                    arrayminus=(d["gap"] - d["gap_seed_min"]).clip(lower=0) * 100,
+                    thickness=1.5,
+                ),
+                customdata=np.stack(
+                    [
+                        d["worst_group"],
+                        d["best_group"],
+                        d["seeds"],
+                        d["gap_seed_min"] * 100,
+                        d["gap_seed_max"] * 100,
+                    ],
+                    axis=1,
+                ),  # fmt: skip
                 hovertemplate=(
-                    "FLOPs reduction %{x:.1f}%<br>gap %{y:.1f} pp<br>"
+                    "FLOPs reduction %{x:.1f}%<br>gap %{y:.1f} pp (mean of %{customdata[2]} "
+                    "seeds; seeds' gaps %{customdata[3]:.1f}–%{customdata[4]:.1f})<br>"
                     "worst: %{customdata[0]}, best: %{customdata[1]}<extra></extra>"
                 ),
             )

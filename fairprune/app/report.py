@@ -11,7 +11,7 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from fairprune.app import charts
-from fairprune.app.views import LOSS_LABELS, cells_overview, gaps_table, headline
+from fairprune.app.views import LOSS_LABELS, cells_overview, findings_display, gaps_table
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -25,10 +25,12 @@ td:first-child,th:first-child{text-align:left}
 """
 
 
-def _table(df: pd.DataFrame, pct: tuple[str, ...] = ()) -> str:
+def _table(df: pd.DataFrame, pct: tuple[str, ...] = (), points: tuple[str, ...] = ()) -> str:
     df = df.copy()
     for col in df.columns:
-        if col in pct:
+        if col in points:  # already in points / percent: one decimal
+            df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+        elif col in pct:
             df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v * 100:.1f}")
         elif pd.api.types.is_float_dtype(df[col]):
             df[col] = df[col].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
@@ -45,6 +47,8 @@ def build_report(
     synthetic: bool = False,
     title: str = "fairprune audit report",
     generated: datetime | None = None,
+    headline: str = "",
+    findings: pd.DataFrame | None = None,
 ) -> str:
     """Render the report as one HTML string.
 
@@ -59,6 +63,11 @@ def build_report(
     dataset_title, dataset_description : str
     synthetic : bool
         Adds a prominent note that the data is synthetic.
+
+    headline : str
+        The sweep's headline sentence (``fairprune.sweep.findings.summary``).
+    findings : DataFrame, optional
+        ``findings_frame`` of the sweep: gaps with paired intervals and verdicts.
 
     Returns
     -------
@@ -80,7 +89,17 @@ def build_report(
             "<p class='headline'>The data in this report is SYNTHETIC (SynthDerm): it shows how the "
             "tool works and says nothing about any real model or patient.</p>"
         )
-    parts.append(f"<p class='headline'>{html.escape(headline(long))}</p>")
+    if headline:
+        parts.append(f"<p class='headline'>{html.escape(headline)}</p>")
+    if findings is not None and not findings.empty:
+        parts.append(
+            "<h2>Gaps with paired 95% intervals</h2><p class='note'>Gap = max − min group "
+            "accuracy, points, seeds averaged. Differences carry a paired bootstrap interval "
+            "(same test resample for both models, seeds resampled); wider/narrower only when the "
+            "interval excludes 0.</p>"
+        )
+        shown = findings_display(findings)
+        parts.append(_table(shown, points=("FLOPs reduction", "gap dense", "gap CE", "gap PW")))
     figs = [
         charts.accuracy_vs_reduction(long),
         charts.gap_vs_reduction(long),
@@ -102,6 +121,8 @@ def build_report(
                     "target_reduction",
                     "overall_accuracy",
                     "gap",
+                    "gap_seed_min",
+                    "gap_seed_max",
                     "worst_accuracy",
                 ),
             )  # fmt: skip

@@ -315,3 +315,32 @@ def latency(record, input_size: int | None = None) -> pd.DataFrame:
     if "torch" in wide.index:
         out[f"speed vs torch (batch {last})"] = (wide.loc["torch", last] / wide[last]).to_numpy()
     return out
+
+
+@st.cache_data(show_spinner="Computing paired intervals…", max_entries=16)
+def _findings(path: str, version: str, sweep_id: str | None):
+    from fairprune.sweep.findings import findings_frame, level_findings, summary_of
+    from fairprune.sweep.results import ResultsStore
+
+    findings = level_findings(ResultsStore(path), sweep_id)
+    if not findings:
+        return findings_frame([]), None
+    return findings_frame(findings), summary_of(findings)
+
+
+def sweep_findings(sweep_id: str | None):
+    """(findings table, headline dict or None) of a sweep: paired intervals on stored
+    predictions, cached until the store changes. Raises FairpruneError on an unreadable sweep."""
+    results_store()
+    return _findings(str(results_path()), store_version(), sweep_id)
+
+
+def headline_text(sweep_id: str | None) -> str:
+    """The sweep's headline sentence, or what to do when there is nothing to compare yet."""
+    from fairprune.sweep.findings import NO_PRUNED
+
+    try:
+        _, head = sweep_findings(sweep_id)
+    except FairpruneError as exc:
+        return str(exc)
+    return head["headline"] if head else NO_PRUNED

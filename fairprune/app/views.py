@@ -6,10 +6,14 @@ plain DataFrames or text, so the numbers on screen are tested directly.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
+from fairprune.config import SweepConfig, config_from_dict
 from fairprune.metrics import pruning_disparity
+from fairprune.sweep.grid import iter_cells
 
 LOSS_LABELS = {
     "ce": "cross-entropy",
@@ -76,7 +80,8 @@ def with_dense_baseline(long: pd.DataFrame) -> pd.DataFrame:
 
 def gaps_table(long: pd.DataFrame) -> pd.DataFrame:
     """Per (criterion, loss, target level), seeds averaged: overall accuracy, the gap (max − min
-    group accuracy), best and worst group. Dense rows start every line at level 0."""
+    group accuracy of the seed-averaged accuracies), the range of the seeds' own gaps, best and
+    worst group. Dense rows start every line at level 0."""
     rows = []
     data = with_dense_baseline(long)
     # one point per target level: seeds reach slightly different FLOPs, so x is their mean
@@ -85,6 +90,9 @@ def gaps_table(long: pd.DataFrame) -> pd.DataFrame:
         overall = d[d["group"] == "overall"]["accuracy"].mean()
         if groups.empty:
             continue
+        # the spread over seeds: each seed's own gap (max − min over its groups)
+        per_cell = d[d["group"] != "overall"].groupby("cell_key")["accuracy"]
+        seed_gaps = per_cell.max() - per_cell.min()
         rows.append(
             {
                 "criterion": crit,
@@ -93,6 +101,9 @@ def gaps_table(long: pd.DataFrame) -> pd.DataFrame:
                 "target_reduction": target,
                 "overall_accuracy": overall,
                 "gap": groups.max() - groups.min(),
+                "gap_seed_min": float(seed_gaps.min()),
+                "gap_seed_max": float(seed_gaps.max()),
+                "seeds": int(d["seed"].nunique()) if "seed" in d else 1,
                 "worst_group": groups.idxmin(),
                 "best_group": groups.idxmax(),
                 "worst_accuracy": groups.min(),
@@ -136,104 +147,58 @@ def disparity_table(long: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def headline_facts(long: pd.DataFrame) -> dict | None:
-    """The numbers behind :func:`headline`, or None when there is nothing to compare.
+VERDICT_WORDS = {
+    "wider": "wider",
+    "narrower": "narrower",
+    "no_difference": "cannot tell",
+    None: "—",
+}
 
-    The level is the pruned (criterion, target level) where cross-entropy fine-tuning leaves the
-    widest gap (max − min group accuracy, seeds averaged); without cross-entropy cells, the first
-    loss present stands in. The gap is then followed for that model's best and worst groups
-    through the dense model and the PW loss at the same criterion and level, so the three numbers
-    compare the same pair of groups.
 
-    Returns
-    -------
-    dict or None
-        ``criterion``, ``target_reduction``, ``flops_reduction`` (mean reached), ``loss`` (the
-        loss the level was chosen on, "ce" when present), ``best``, ``worst`` (groups),
-        ``dense_gap``, ``gap`` (that loss), ``pw_gap`` (None without PW cells), as fractions;
-        ``n_criteria`` (criteria in the table).
+def _ci_text(est, low, high) -> str:
+    if est is None or pd.isna(est):
+        return "—"
+    return f"{est:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def findings_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The findings table (``fairprune.sweep.findings.findings_frame``) worded for a page.
+
+    Gaps are max − min group accuracy in points, seeds averaged; the differences carry their
+    paired 95% bootstrap interval in brackets, and the verdict says "cannot tell" unless the
+    interval excludes 0.
     """
-    if long.empty:
-        return None
-    dense = long[long["criterion"] == "dense"]
-    pruned = long[long["criterion"] != "dense"]
-    if pruned.empty or dense.empty or len(_group_means(dense)) < 2:
-        return None
-    loss = "ce" if (pruned["loss"] == "ce").any() else sorted(pruned["loss"].unique())[0]
-    worst_cell, worst_gap = None, -np.inf
-    for (crit, level), d in pruned[pruned["loss"] == loss].groupby(
-        ["criterion", "target_reduction"]
-    ):
-        acc = _group_means(d)
-        if len(acc) >= 2 and acc.max() - acc.min() > worst_gap:
-            worst_cell, worst_gap = (crit, level), float(acc.max() - acc.min())
-    if worst_cell is None:
-        return None
-    crit, level = worst_cell
-    at = pruned[(pruned["criterion"] == crit) & (pruned["target_reduction"] == level)]
-    acc = _group_means(at[at["loss"] == loss])
-    best, worst = str(acc.idxmax()), str(acc.idxmin())
-    dense_acc = _group_means(dense)
-
-    def pair_gap(values: pd.Series) -> float | None:
-        if best not in values or worst not in values:
-            return None
-        return float(values[best] - values[worst])
-
-    pw = at[at["loss"] == "pw"]
-    return {
-        "criterion": crit,
-        "target_reduction": float(level),
-        "flops_reduction": float(at.loc[at["loss"] == loss, "flops_reduction"].mean()),
-        "loss": loss,
-        "best": best,
-        "worst": worst,
-        "dense_gap": pair_gap(dense_acc),
-        "gap": worst_gap,
-        "pw_gap": None if pw.empty or loss == "pw" else pair_gap(_group_means(pw)),
-        "n_criteria": int(pruned["criterion"].nunique()),
-    }
-
-
-def _pp(value: float) -> str:
-    return f"{value * 100:.1f}"
-
-
-def headline(long: pd.DataFrame) -> str:
-    """One sentence answering "who does pruning hurt, and does the PW loss help?".
-
-    Measured on the store (see :func:`headline_facts`) and worded by what the numbers show, e.g.
-    "At 94% FLOPs reduction, cross-entropy fine-tuning widens the light–dark accuracy gap from
-    3.0 to 17.0 points; the PW loss keeps it at 6.0."
-    """
-    if long.empty or (long["criterion"] != "dense").sum() == 0:
-        return "No pruned models in the results store yet: run the demo or a sweep."
-    facts = headline_facts(long)
-    if facts is None:
-        return "The results have a single group or no dense baseline: there is no gap to compare."
-    f = facts
-    where = f"At {f['flops_reduction']:.0%} FLOPs reduction"
-    if f["n_criteria"] > 1:
-        where += f" ({f['criterion']} pruning)"
-    name = LOSS_LABELS.get(f["loss"], f["loss"])
-    pair = f"{f['best']}–{f['worst']}"
-    dense_gap, gap = f["dense_gap"], f["gap"]
-    if gap > dense_gap + 0.005:
-        text = f"{where}, {name} fine-tuning widens the {pair} accuracy gap from "
-        text += f"{_pp(dense_gap)} to {_pp(gap)} points"
-    elif gap < dense_gap - 0.005:
-        text = f"{where}, {name} fine-tuning narrows the {pair} accuracy gap from "
-        text += f"{_pp(dense_gap)} to {_pp(gap)} points"
-    else:
-        text = f"{where}, {name} fine-tuning keeps the {pair} accuracy gap at {_pp(gap)} points"
-    pw = f["pw_gap"]
-    if pw is None:
-        return text + "."
-    if pw < gap - 0.005:
-        return text + f"; the PW loss keeps it at {_pp(pw)}."
-    if pw > gap + 0.005:
-        return text + f"; with the PW loss it is {_pp(pw)}, wider than with {name}."
-    return text + f"; the PW loss gives about the same ({_pp(pw)})."
+    if frame.empty:
+        return frame
+    out = pd.DataFrame(
+        {
+            "criterion": frame["criterion"],
+            "FLOPs reduction": (frame["flops_reduction"] * 100).round(1),
+            "seeds": frame["seeds"],
+            "gap dense": pd.to_numeric(frame["gap_dense"], errors="coerce").round(1),
+            "gap CE": pd.to_numeric(frame["gap_ce"], errors="coerce").round(1),
+            "CE − dense [95% CI]": [
+                _ci_text(e, lo, hi)
+                for e, lo, hi in zip(
+                    frame["ce_vs_dense"],
+                    frame["ce_vs_dense_low"],
+                    frame["ce_vs_dense_high"],
+                    strict=True,
+                )
+            ],
+            "CE vs dense": frame["verdict_ce"].map(lambda v: VERDICT_WORDS.get(v, v)),
+            "gap PW": pd.to_numeric(frame["gap_pw"], errors="coerce").round(1),
+            "PW − CE [95% CI]": [
+                _ci_text(e, lo, hi)
+                for e, lo, hi in zip(
+                    frame["pw_vs_ce"], frame["pw_vs_ce_low"], frame["pw_vs_ce_high"], strict=True
+                )
+            ],
+            "PW vs CE": frame["verdict_pw"].map(lambda v: VERDICT_WORDS.get(v, v)),
+            "significantly hurt by CE": frame["hurt_by_ce"],
+        }
+    )
+    return out
 
 
 def forgotten(
@@ -301,3 +266,52 @@ def cells_overview(cells: pd.DataFrame) -> pd.DataFrame:
     }
     out = cells[[c for c in cols if c in cells.columns]].rename(columns=cols)
     return out.sort_values(["criterion", "loss", "target FLOPs red."]).reset_index(drop=True)
+
+
+def sweep_progress(sweeps: pd.DataFrame, sweep_id: str | None) -> tuple[int, int]:
+    """(cells stored, cells in the grid + the dense baseline) of a sweep, from its config."""
+    row = sweeps[sweeps["sweep_id"] == sweep_id]
+    if row.empty:
+        return 0, 0
+    config = config_from_dict(SweepConfig, json.loads(row["config_json"].iloc[0]))
+    return int(row["cells"].iloc[0]), len(list(iter_cells(config))) + 1
+
+
+def paired_comparison(preds_a, preds_b, group_names: list[str], *, n_boot: int = 2000):
+    """Model B against model A on the same split: per-group accuracy change and gap change,
+    each with the paired 95% bootstrap interval (one test resample for both models).
+
+    Returns
+    -------
+    (table, gap_interval, verdict)
+        ``table``: group, n, A and B accuracy (%), "B − A [95% CI]" (points) and whether B is
+        significantly lower/higher; ``gap_interval``: gap(B) − gap(A) (fractions).
+    """
+    from fairprune.intervals import paired_gap_difference, paired_group_drops, verdict
+
+    if not np.array_equal(preds_a.y_true, preds_b.y_true) or not np.array_equal(
+        preds_a.groups, preds_b.groups
+    ):
+        raise ValueError("the two predictions are not on the same split")
+    groups = np.asarray(preds_a.groups)
+    present = np.unique(groups)
+    codes = np.searchsorted(present, groups)  # dense codes 0..G-1 of the groups present
+    drops = paired_group_drops(preds_a.correct, preds_b.correct, codes, n_boot=n_boot)
+    rows = []
+    for i, g in enumerate(present):
+        in_g = groups == g
+        d = drops[i]
+        rows.append(
+            {
+                "group": group_names[int(g)],
+                "n": int(in_g.sum()),
+                "A accuracy (%)": float(preds_a.correct[in_g].mean() * 100),
+                "B accuracy (%)": float(preds_b.correct[in_g].mean() * 100),
+                "B − A [95% CI]": _ci_text(-d.estimate * 100, -d.high * 100, -d.low * 100),
+                "B vs A": "lower" if d.low > 0 else "higher" if d.high < 0 else "cannot tell",
+            }
+        )
+    gap = None
+    if len(present) >= 2:
+        gap = paired_gap_difference(preds_a.correct, preds_b.correct, codes, n_boot=n_boot)
+    return pd.DataFrame(rows), gap, (verdict(gap) if gap is not None else None)

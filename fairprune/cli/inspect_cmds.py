@@ -75,6 +75,26 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_summary(args) -> int:
+    from fairprune.sweep.findings import level_findings, summary_of
+    from fairprune.sweep.results import ResultsStore
+
+    _, results = _store_paths(args)
+    store = ResultsStore(results)
+    findings = level_findings(store, args.sweep, criterion=args.criterion, n_boot=args.n_boot)
+    head = summary_of(findings, args.criterion)
+    if args.json:
+        print(json.dumps(head, indent=1))
+        return 0
+    print(head["headline"])
+    print()
+    from fairprune.sweep.findings import findings_frame
+
+    frame = findings_frame([f for f in findings if f.criterion == head["criterion"]])
+    _print_table(frame)
+    return 0
+
+
 def register(sub) -> None:
     """Add ``audit``, ``models`` and ``data summary`` to the sub-command parsers."""
     from fairprune.nets.architectures import ARCHITECTURES
@@ -93,6 +113,16 @@ def register(sub) -> None:
     p.add_argument("--n-boot", type=int, default=200)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser(
+        "summary", help="the headline of a sweep: gaps, paired 95% intervals, verdicts"
+    )
+    _add_store_args(p)
+    p.add_argument("--sweep", default=None, help="sweep id (default: the newest with pruned cells)")
+    p.add_argument("--criterion", default=None, help="criterion (default: the sweep's first)")
+    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("models", help="list the model store")
     _add_store_args(p)

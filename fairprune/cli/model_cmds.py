@@ -23,6 +23,7 @@ def cmd_train(args) -> int:
     from fairprune.nets.architectures import build_model
     from fairprune.nets.checkpoint import save_dense_model
     from fairprune.train import train_dense
+    from fairprune.utils import seed_everything
 
     models, _ = _store_paths(args)
     bundle = _bundle(args)
@@ -35,6 +36,7 @@ def cmd_train(args) -> int:
         device=args.device,
     )
     num_outputs = 1 if args.single_logit and bundle.num_classes == 2 else bundle.num_classes
+    seed_everything(args.seed)  # before building: the initial weights come from the seed too
     model = build_model(args.arch, num_outputs, bundle.input_size)
     bar = TqdmProgress("train")
     train_dense(model, bundle.splits["train"], cfg, progress=bar)

@@ -34,16 +34,26 @@ def cmd_demo(args) -> int:
     bar.close()
     store = ResultsStore(results)
     bar = TqdmProgress("sweep")
+    only = None
+    if args.only_seeds is not None:
+        wanted = set(args.only_seeds)
+        only = lambda cell: cell.seed in wanted  # noqa: E731
     sweep_id = run_sweep(
         demo_sweep_config(record.path, criterion=args.criterion),
         store=store,
         models_dir=models,
         progress=bar,
+        only=only,
     )
     bar.close()
     print(f"dense model: {record.path}  results: {results}  sweep: {sweep_id}")
-    print("test accuracy per skin-tone group (gap = max - min, in accuracy units):")
+    print("test accuracy per skin-tone group, mean over seeds (gap = max - min, accuracy units):")
     _print_table(summary_table(store, sweep_id))
+    if only is None:
+        from fairprune.sweep.findings import summary
+
+        print()
+        print(summary(store, sweep_id)["headline"])
     return 0
 
 
@@ -162,6 +172,13 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="SynthDerm → dense model → CE vs PW sweep → per-group table")
     _add_store_args(p)
     p.add_argument("--criterion", default="l1", choices=criterion_names())
+    p.add_argument(
+        "--only-seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="run only these seeds of the demo's grid now (a later run fills in the rest)",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("sweep", help="criterion × loss × FLOPs level × seed grid into the store")

@@ -154,7 +154,7 @@ def load_synthderm(
     image_size: int = 32,
     n_train: int = 6000,
     n_val: int = 900,
-    n_test: int = 1800,
+    n_test: int = 6000,
     train_proportions: tuple[float, float, float] = (0.45, 0.25, 0.3),
     difficulty: float = 0.25,
     label_noise: float = 0.03,

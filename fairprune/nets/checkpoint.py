@@ -35,7 +35,7 @@ from fairprune.nets.manifest import (
     _read_manifest,
 )
 from fairprune.nets.shapes import _load_state, _rebuild, layer_shapes
-from fairprune.utils import sha256_file
+from fairprune.utils import environment, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,11 @@ def save_model(model: nn.Module, directory: str | Path, name: str, **fields_) ->
     state = {n: t.detach().cpu().clone().contiguous() for n, t in model.state_dict().items()}
     weights = directory / f"{name}.safetensors"
     _atomic_write(weights, lambda p: save_file(state, p, metadata=_METADATA))
+    config = dict(fields_.pop("config", None) or {})
+    config.setdefault("environment", environment())  # torch version, threads, device
     record = ModelRecord(
         name=name,
+        config=config,
         layer_shapes=shapes,
         sha256=sha256_file(weights),
         file_size=weights.stat().st_size,

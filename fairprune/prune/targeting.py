@@ -16,7 +16,7 @@ from fairprune.nets.architectures import head_of
 from fairprune.nets.flops import count_macs_params
 from fairprune.prune.objective import _task_loss, accumulate_gradients
 from fairprune.prune.registry import CRITERIA, CriterionSpec, get_criterion
-from fairprune.utils import Progress, pick_device
+from fairprune.utils import Progress, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ def prune_model(
     PruneResult
     """
     spec = get_criterion(config.criterion)
+    seed_everything(config.seed)  # random importance, AutoBot's gates, Taylor's SGD steps
     target = float(config.target_reduction)
     if not 0.0 < target < 1.0:
         raise FairpruneError(ERR_TARGET_RANGE.format(target=target))

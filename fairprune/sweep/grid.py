@@ -70,6 +70,24 @@ def iter_cells(config: SweepConfig) -> Iterator[Cell]:
                     yield Cell(criterion, loss, float(level), int(seed))
 
 
+@dataclass(frozen=True)
+class PruneUnit:
+    """The unit of work: one pruned model (criterion, level, seed) fine-tuned with every loss."""
+
+    criterion: str  # pruning criterion
+    target_reduction: float  # wanted FLOPs reduction (weight sparsity for unstructured)
+    seed: int  # seeds pruning and every fine-tuning run of the unit
+    cells: tuple[Cell, ...]  # the unit's cells, one per loss, in run order
+
+
+def prune_units(cells) -> list[PruneUnit]:
+    """Group cells by (criterion, level, seed), keeping the grid's run order."""
+    units: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        units.setdefault((cell.criterion, cell.target_reduction, cell.seed), []).append(cell)
+    return [PruneUnit(c, r, s, tuple(v)) for (c, r, s), v in units.items()]
+
+
 def validate_sweep(config: SweepConfig) -> None:
     """Raise FairpruneError on a grid that cannot run, before any work is done."""
     if not config.dense_model:

@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 from fairprune.errors import FairpruneError
 from fairprune.metrics import METRIC_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-sample predictions of every cell (table predictions)
 ERR_NOT_A_STORE = (
     "{path} is not a fairprune results store ({reason}); choose another file or move it away and "
     "rerun the sweep."
@@ -101,7 +101,23 @@ CREATE TABLE IF NOT EXISTS group_rows (
     selection_rate REAL,
     PRIMARY KEY (cell_key, split, grp)
 );
+CREATE TABLE IF NOT EXISTS predictions (
+    cell_key TEXT PRIMARY KEY REFERENCES cells (cell_key) ON DELETE CASCADE,
+    split TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    num_classes INTEGER NOT NULL,
+    split_key TEXT NOT NULL,
+    group_names TEXT NOT NULL,
+    class_names TEXT NOT NULL,
+    y_true BLOB NOT NULL,
+    y_pred BLOB NOT NULL,
+    groups BLOB NOT NULL,
+    probs BLOB NOT NULL
+);
 """
+# per-sample arrays are stored as raw little-endian bytes of a fixed dtype: compact, no pickle
+_CODE_DTYPE = np.dtype("<i2")  # labels, predictions and group codes (< 32768 classes/groups)
+_PROB_DTYPE = np.dtype("<f2")  # class probabilities, 3 significant digits: enough for AUROC
 _CELL_COLUMNS = [
     "cell_key", "sweep_id", "model", "model_hash", "model_path", "dataset", "arch", "criterion",
     "loss", "seed", "target_reduction", "flops_reduction", "macs", "params", "file_size",
@@ -137,6 +153,38 @@ def _format_problem(exc: sqlite3.DatabaseError) -> str | None:
     if "malformed" in text or "corrupt" in text:
         return DAMAGED
     return None
+
+
+@dataclass(frozen=True)
+class StoredPredictions:
+    """A cell's per-sample predictions, as kept in the store (row-aligned with the split)."""
+
+    cell_key: str
+    split: str  # the split they were made on
+    split_key: str  # dataset fingerprint + split: equal keys mean the same rows in the same order
+    y_true: np.ndarray  # (N,) int true class
+    y_pred: np.ndarray  # (N,) int predicted class
+    groups: np.ndarray  # (N,) int group code, an index into group_names
+    probs: np.ndarray  # (N, C) float32 class probabilities (stored as float16)
+    group_names: list[str]
+    class_names: list[str]
+
+    @property
+    def correct(self) -> np.ndarray:
+        """(N,) bool: prediction equals the label."""
+        return self.y_pred == self.y_true
+
+
+def _codes(values, what: str) -> bytes:
+    arr = np.asarray(values)
+    if len(arr) and (arr.min() < 0 or arr.max() > np.iinfo(_CODE_DTYPE).max):
+        raise ValueError(f"{what} codes must be in 0..32767")
+    return arr.astype(_CODE_DTYPE).tobytes()
+
+
+def _where(sweep_id: str | None, column: str) -> tuple[str, tuple]:
+    """``WHERE column = ?`` and its parameter for one sweep; nothing for all sweeps."""
+    return (f"WHERE {column} = ?", (sweep_id,)) if sweep_id is not None else ("", ())
 
 
 def _record_dict(model) -> dict:
@@ -222,7 +270,10 @@ class ResultsStore:
             }
             if tables and not {"sweeps", "cells", "group_rows"} <= tables:
                 raise FairpruneError(ERR_NOT_A_STORE.format(path=self.path, reason=OTHER_TABLES))
-            if version == SCHEMA_VERSION and {"sweeps", "cells", "group_rows"} <= tables:
+            if (
+                version == SCHEMA_VERSION
+                and {"sweeps", "cells", "group_rows", "predictions"} <= tables
+            ):
                 return  # opening must not write: the dashboard's caches key on the file's state
             with conn:
                 # one transaction: a second process opening the new file sees all tables or none
@@ -261,8 +312,11 @@ class ResultsStore:
         overall: dict,
         groups: pd.DataFrame,
         split: str = "test",
+        predictions=None,
+        group_names=None,
+        class_names=None,
     ) -> None:
-        """Write one finished cell and its per-group rows in a single transaction.
+        """Write one finished cell, its per-group rows and predictions in a single transaction.
 
         Parameters
         ----------
@@ -279,6 +333,11 @@ class ResultsStore:
             ``fairprune.metrics.group_metrics`` output (NaN is stored as NULL, read back as NaN).
         split : str, default "test"
             The split the groups were measured on.
+        predictions : Predictions, optional
+            The model's per-sample predictions on that split (``y_true``, ``y_pred``, ``groups``,
+            ``probs``, ``split_key``), kept so that paired intervals never re-run a model.
+        group_names, class_names : list of str, optional
+            Names of the group and class codes in ``predictions`` (needed with it).
 
         Notes
         -----
@@ -320,21 +379,46 @@ class ResultsStore:
             (cell_key, split, str(r["group"]), *(_num(r.get(c)) for c in GROUP_METRIC_COLUMNS))
             for r in groups.to_dict(orient="records")
         ]
+        pred_row = None
+        if predictions is not None:
+            probs = np.asarray(predictions.probs, dtype=np.float32)
+            pred_row = (
+                cell_key,
+                split,
+                len(predictions.y_true),
+                probs.shape[1],
+                str(getattr(predictions, "split_key", "") or ""),
+                json.dumps([str(g) for g in group_names]),
+                json.dumps([str(c) for c in class_names]),
+                _codes(predictions.y_true, "label"),
+                _codes(predictions.y_pred, "prediction"),
+                _codes(predictions.groups, "group"),
+                probs.astype(_PROB_DTYPE).tobytes(),
+            )
         with self._connect() as conn, conn:
+            conn.execute("DELETE FROM predictions WHERE cell_key = ?", (cell_key,))
             conn.execute("DELETE FROM group_rows WHERE cell_key = ?", (cell_key,))
             conn.execute("DELETE FROM cells WHERE cell_key = ?", (cell_key,))
             conn.execute(_INSERT_CELL, row)
             conn.executemany(_INSERT_GROUP, group_rows)
+            if pred_row is not None:
+                conn.execute(
+                    "INSERT INTO predictions (cell_key, split, n, num_classes, split_key, "
+                    "group_names, class_names, y_true, y_pred, groups, probs) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    pred_row,
+                )
 
     def delete_sweep(self, sweep_id: str) -> None:
         """Remove a sweep, its cells and their group rows in one transaction."""
         with self._connect() as conn, conn:
             # one statement, inside the transaction: a cell written meanwhile cannot leave orphans
-            conn.execute(
-                "DELETE FROM group_rows WHERE cell_key IN "
-                "(SELECT cell_key FROM cells WHERE sweep_id = ?)",
-                (sweep_id,),
-            )
+            for table in ("group_rows", "predictions"):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE cell_key IN "
+                    "(SELECT cell_key FROM cells WHERE sweep_id = ?)",
+                    (sweep_id,),
+                )
             conn.execute("DELETE FROM cells WHERE sweep_id = ?", (sweep_id,))
             conn.execute("DELETE FROM sweeps WHERE sweep_id = ?", (sweep_id,))
 
@@ -380,7 +464,7 @@ class ResultsStore:
             weight_sparsity, accuracy, gap, std_delta, max_psi, split, config_json, created
             (Unix seconds).
         """
-        where, params = ("WHERE sweep_id = ?", (sweep_id,)) if sweep_id is not None else ("", ())
+        where, params = _where(sweep_id, "sweep_id")
         return self._frame(f"SELECT * FROM cells {where} ORDER BY created, cell_key", params)
 
     def group_rows(self, sweep_id: str | None = None) -> pd.DataFrame:
@@ -396,7 +480,7 @@ class ResultsStore:
         pandas.DataFrame
             Ordered by cell write time, then cell_key, then group name.
         """
-        where, params = ("WHERE c.sweep_id = ?", (sweep_id,)) if sweep_id is not None else ("", ())
+        where, params = _where(sweep_id, "c.sweep_id")
         df = self._frame(
             "SELECT g.* FROM group_rows g JOIN cells c ON c.cell_key = g.cell_key "
             f"{where} ORDER BY c.created, g.cell_key, g.grp",
@@ -421,7 +505,7 @@ class ResultsStore:
             Sorted by sweep_id, criterion, loss, target_reduction, seed, cell_key, then group
             name with ``overall`` last, so equal stores export equal tables.
         """
-        where, params = ("WHERE c.sweep_id = ?", (sweep_id,)) if sweep_id is not None else ("", ())
+        where, params = _where(sweep_id, "c.sweep_id")
         df = self._frame(
             "SELECT c.sweep_id, c.cell_key, c.model, c.model_hash, c.dataset, c.arch, "
             "c.criterion, c.loss, c.seed, c.target_reduction, c.flops_reduction, c.macs, "
@@ -460,3 +544,42 @@ class ResultsStore:
                 "SELECT config_json FROM cells WHERE cell_key=?", (cell_key,)
             ).fetchone()
         return json.loads(row[0]) if row else {}
+
+    def predictions(self, cell_keys) -> dict[str, StoredPredictions]:
+        """Stored per-sample predictions of the given cells (cells stored without any are absent).
+
+        Parameters
+        ----------
+        cell_keys : iterable of str
+
+        Returns
+        -------
+        dict
+            ``{cell_key: StoredPredictions}``.
+        """
+        keys = list(dict.fromkeys(cell_keys))
+        out: dict[str, StoredPredictions] = {}
+        with self._connect() as conn:
+            for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+                chunk = keys[start : start + 500]
+                rows = conn.execute(
+                    "SELECT cell_key, split, n, num_classes, split_key, group_names, class_names, "
+                    f"y_true, y_pred, groups, probs FROM predictions WHERE cell_key IN "
+                    f"({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+                for key, split, n, k, split_key, gnames, cnames, yt, yp, gr, pr in rows:
+                    out[key] = StoredPredictions(
+                        cell_key=key,
+                        split=split,
+                        split_key=split_key,
+                        y_true=np.frombuffer(yt, _CODE_DTYPE, count=n).astype(np.int64),
+                        y_pred=np.frombuffer(yp, _CODE_DTYPE, count=n).astype(np.int64),
+                        groups=np.frombuffer(gr, _CODE_DTYPE, count=n).astype(np.int64),
+                        probs=np.frombuffer(pr, _PROB_DTYPE, count=n * k)
+                        .astype(np.float32)
+                        .reshape(n, k),
+                        group_names=json.loads(gnames),
+                        class_names=json.loads(cnames),
+                    )
+        return out

@@ -1,27 +1,35 @@
-"""Run a sweep: each cell is pruned, fine-tuned, saved, predicted once, audited and written to the
-results store in one transaction as soon as it finishes. Rerunning skips finished cells; stopping
-loses at most the cell in progress.
+"""Run a sweep in three steps: plan (the grid and what is already stored) → run (a pure function
+from a unit of work to results: it touches no store) → record (the driver saves each model and
+writes each cell to the results store in one transaction, as soon as it is finished).
+
+Every executor shares ``run_unit``, so serial and distributed runs cannot drift apart. Rerunning a
+sweep skips finished cells; stopping loses at most the cell in progress. Every stage that draws
+random numbers is seeded from the cell's seed, so the same sweep on the same machine gives
+byte-identical models and identical rows.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
-from dataclasses import asdict, replace
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import pandas as pd
 import torch
+from torch import nn
 
 from fairprune.config import PruneConfig, SweepConfig
-from fairprune.data import load_dataset
+from fairprune.data import DatasetBundle, load_dataset
 from fairprune.errors import FairpruneError
-from fairprune.evaluate import dense_outputs, measure_latency, predict
+from fairprune.evaluate import Predictions, dense_outputs, measure_latency, predict
 from fairprune.loss import get_loss
 from fairprune.metrics import accuracy_gap, audit, pruning_disparity
 from fairprune.nets.checkpoint import save_model
 from fairprune.nets.flops import count_macs_params
 from fairprune.nets.imports import load_model
+from fairprune.nets.manifest import ModelRecord
 from fairprune.prune.registry import CRITERIA
 from fairprune.prune.targeting import prune_model
 from fairprune.prune.unstructured import unstructured_prune
@@ -29,8 +37,10 @@ from fairprune.sweep.grid import (
     ERR_NO_SPLIT,
     UNSTRUCTURED,
     Cell,
+    PruneUnit,
     cell_key_for,
     iter_cells,
+    prune_units,
     sweep_id_for,
     validate_sweep,
 )
@@ -38,6 +48,107 @@ from fairprune.train import finetune
 from fairprune.utils import Progress, stable_hash
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepContext:
+    """What every cell of a sweep shares; loaded once per process (driver or worker)."""
+
+    config: SweepConfig
+    sweep_id: str
+    dense: nn.Module  # the dense model (never mutated: cells work on copies)
+    record: ModelRecord  # its manifest
+    bundle: DatasetBundle
+    split_key: str  # dataset fingerprint + audit split: which rows the predictions are on
+    dense_preds: Predictions  # the dense model on the audit split
+    dense_table: pd.DataFrame  # its per-group audit
+    _dense_train: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def eval_split(self):
+        return self.bundle.splits[self.config.eval_split]
+
+    def dense_train(self) -> torch.Tensor:
+        """(N, K) dense logits on the training split, computed once, for PW losses/criteria."""
+        if self._dense_train is None:
+            self._dense_train = dense_outputs(self.dense, self.bundle.splits["train"])
+        return self._dense_train
+
+
+@dataclass
+class CellResult:
+    """One finished cell, before it is stored: the model and everything measured on it."""
+
+    cell: Cell
+    key: str  # the cell's key in the results store
+    model: nn.Module  # the pruned, fine-tuned model (CPU)
+    prune_info: dict  # flops_reduction, macs, params, weight_sparsity
+    config: dict  # sweep, prune, finetune and cell configs (asdict)
+    overall: dict  # accuracy, gap, std_delta, max_psi, latency_ms, weight_sparsity
+    table: pd.DataFrame  # per-group audit (group_metrics' columns)
+    preds: Predictions  # per-sample predictions on the audit split
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """The grid of a sweep and what is left to run."""
+
+    sweep_id: str
+    dense_key: str  # the dense baseline's cell key
+    cells: tuple[Cell, ...]  # the whole grid
+    todo: tuple[Cell, ...]  # cells not yet in the store, in run order
+
+    @property
+    def units(self) -> list[PruneUnit]:
+        return prune_units(self.todo)
+
+
+def load_context(config: SweepConfig) -> SweepContext:
+    """Load the dense model and the dataset of a sweep, and audit the dense model once.
+
+    Raises
+    ------
+    FairpruneError
+        Invalid grid, unreadable checkpoint or dataset, or a missing split.
+    """
+    validate_sweep(config)
+    dense, record = load_model(config.dense_model)
+    bundle = load_dataset(
+        config.dataset, config.data_root, csv=config.csv, **dict(config.dataset_options)
+    )
+    for split in ("train", config.eval_split):
+        if split not in bundle.splits:
+            raise FairpruneError(
+                ERR_NO_SPLIT.format(
+                    dataset=config.dataset, split=split, have=", ".join(bundle.splits)
+                )
+            )
+    split_key = f"{bundle.fingerprint}-{config.eval_split}"
+    preds = predict(
+        dense, bundle.splits[config.eval_split], model_hash=record.sha256, split_key=split_key
+    )
+    return SweepContext(
+        config=config,
+        sweep_id=sweep_id_for(config, record.sha256),
+        dense=dense,
+        record=record,
+        bundle=bundle,
+        split_key=split_key,
+        dense_preds=preds,
+        dense_table=audit(preds, bundle, n_boot=config.n_boot),
+    )
+
+
+def plan_sweep(ctx: SweepContext, store, only: Callable[[Cell], bool] | None = None) -> SweepPlan:
+    """The sweep's grid and the cells still to run (``only`` narrows what runs now)."""
+    cells = tuple(iter_cells(ctx.config))
+    todo = tuple(
+        c
+        for c in cells
+        if (only is None or only(c)) and not store.has_cell(cell_key_for(ctx.sweep_id, c))
+    )
+    dense_key = "c-" + stable_hash({"sweep": ctx.sweep_id, "dense": ctx.record.sha256}, 16)
+    return SweepPlan(ctx.sweep_id, dense_key, cells, todo)
 
 
 def _calib_batches(split, dense_logits: torch.Tensor, cfg: PruneConfig) -> list:
@@ -49,6 +160,178 @@ def _calib_batches(split, dense_logits: torch.Tensor, cfg: PruneConfig) -> list:
     return batches
 
 
+def _needs_dense(unit: PruneUnit) -> bool:
+    spec = CRITERIA.get(unit.criterion)
+    return bool(spec and spec.needs_dense) or any(get_loss(c.loss).uses_dense for c in unit.cells)
+
+
+def prune_unit(ctx: SweepContext, unit: PruneUnit) -> tuple[nn.Module, dict, PruneConfig]:
+    """Prune a copy of the dense model for one (criterion, level, seed)."""
+    config, record = ctx.config, ctx.record
+    pcfg = replace(
+        config.prune,
+        criterion=unit.criterion if unit.criterion != UNSTRUCTURED else "l1",
+        target_reduction=unit.target_reduction,
+        seed=unit.seed,
+        min_weight=config.min_weight,
+        gamma=config.gamma,
+    )
+    if unit.criterion == UNSTRUCTURED:
+        model, sparsity = unstructured_prune(ctx.dense, unit.target_reduction)
+        macs, params = count_macs_params(model, record.input_size)
+        info = {
+            "flops_reduction": 1.0 - macs / record.macs if record.macs else 0.0,
+            "macs": macs,
+            "params": params,
+            "weight_sparsity": sparsity,
+        }
+        return model, info, pcfg
+    calib = None
+    if CRITERIA[unit.criterion].needs_data:
+        dense_train = ctx.dense_train() if _needs_dense(unit) else _zeros(ctx)
+        calib = _calib_batches(ctx.bundle.splits["train"], dense_train, pcfg)
+    result = prune_model(ctx.dense, pcfg, input_size=record.input_size, calib=calib)
+    info = {
+        "flops_reduction": float(result.flops_reduction),
+        "macs": int(result.macs_after),
+        "params": int(result.params_after),
+        "weight_sparsity": 0.0,
+    }
+    return result.model, info, pcfg
+
+
+def _zeros(ctx: SweepContext) -> torch.Tensor:
+    return torch.zeros(len(ctx.bundle.splits["train"]), ctx.record.num_outputs)
+
+
+def run_unit(
+    ctx: SweepContext,
+    unit: PruneUnit,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Iterator[CellResult]:
+    """Prune once, then fine-tune, predict and audit one copy per loss; yield each cell's result.
+
+    Pure with respect to storage: nothing is written. Stops early (yielding nothing more) when
+    ``should_stop()`` turns True; a half-trained cell is never yielded.
+    """
+    stop = should_stop or (lambda: False)
+    say = report or (lambda info: None)
+    config = ctx.config
+    label = f"{unit.criterion} {unit.target_reduction:.1%} seed {unit.seed}"
+    say(f"pruning: {label}")
+    pruned, prune_info, pcfg = prune_unit(ctx, unit)
+    train_split = ctx.bundle.splits["train"]
+    dense_train = ctx.dense_train() if _needs_dense(unit) else _zeros(ctx)
+    for cell in unit.cells:
+        if stop():
+            return
+        model = copy.deepcopy(pruned)
+        fcfg = replace(
+            config.finetune,
+            loss=cell.loss,
+            seed=cell.seed,
+            min_weight=config.min_weight,
+            gamma=config.gamma,
+        )
+        say(f"fine-tuning: {label} {cell.loss}")
+        finetune(model, train_split, fcfg, dense_logits=dense_train, should_stop=stop)
+        if stop():
+            return  # the half-trained cell is dropped; finished ones are already yielded
+        model = model.cpu().eval()
+        preds = predict(model, ctx.eval_split, split_key=ctx.split_key)
+        table = audit(preds, ctx.bundle, n_boot=config.n_boot)
+        disparity = pruning_disparity(ctx.dense_table, table)
+        overall = {
+            "accuracy": float(preds.correct.mean()),
+            "gap": accuracy_gap(table),
+            "std_delta": disparity["std_delta"],
+            "max_psi": disparity["max_psi"],
+            "latency_ms": measure_latency(model, ctx.record.input_size, repeats=10),
+            "weight_sparsity": prune_info["weight_sparsity"],
+        }
+        cfg = {
+            "sweep": asdict(config),
+            "prune": asdict(pcfg),
+            "finetune": asdict(fcfg),
+            "cell": asdict(cell),
+        }
+        key = cell_key_for(ctx.sweep_id, cell)
+        yield CellResult(cell, key, model, prune_info, cfg, overall, table, preds)
+
+
+def record_dense(store, ctx: SweepContext, plan: SweepPlan) -> None:
+    """Write the dense baseline's cell (once per sweep)."""
+    store.register_sweep(ctx.sweep_id, asdict(ctx.config), name=ctx.config.name)
+    if store.has_cell(plan.dense_key):
+        return
+    overall = {
+        "accuracy": float(ctx.dense_preds.correct.mean()),
+        "gap": accuracy_gap(ctx.dense_table),
+        "std_delta": 0.0,
+        "max_psi": 0.0,
+        "latency_ms": measure_latency(copy.deepcopy(ctx.dense), ctx.record.input_size, repeats=10),
+        "weight_sparsity": 0.0,
+    }
+    store.write_cell(
+        cell_key=plan.dense_key,
+        sweep_id=ctx.sweep_id,
+        model=ctx.record,
+        config={"sweep": asdict(ctx.config), "cell": {"criterion": "dense", "loss": "dense"}},
+        overall=overall,
+        groups=ctx.dense_table,
+        split=ctx.config.eval_split,
+        predictions=ctx.dense_preds,
+        group_names=ctx.bundle.group_names,
+        class_names=ctx.bundle.class_names,
+    )
+
+
+def record_cell(
+    store, models_dir: str | Path, ctx: SweepContext, result: CellResult
+) -> ModelRecord:
+    """Save a finished cell's model to the model store and write the cell (one transaction)."""
+    record, bundle, cell = ctx.record, ctx.bundle, result.cell
+    name = (
+        f"{bundle.name}-{record.arch}-{cell.criterion}-{cell.loss}"
+        f"-r{round(cell.target_reduction * 1e4):04d}-s{cell.seed}-{result.key[2:10]}"
+    )
+    saved = save_model(
+        result.model,
+        models_dir,
+        name,
+        arch=record.arch,
+        num_outputs=record.num_outputs,
+        num_classes=record.num_classes,
+        input_size=record.input_size,
+        kind="pruned",
+        dataset=bundle.name,
+        dataset_fingerprint=bundle.fingerprint,
+        parent=record.sha256,
+        criterion=cell.criterion,
+        loss=cell.loss,
+        target_reduction=cell.target_reduction,
+        flops_reduction=result.prune_info["flops_reduction"],
+        macs=result.prune_info["macs"],
+        params=result.prune_info["params"],
+        config=result.config,
+    )
+    store.write_cell(
+        cell_key=result.key,
+        sweep_id=ctx.sweep_id,
+        model=saved,
+        config=result.config,
+        overall=result.overall,
+        groups=result.table,
+        split=ctx.config.eval_split,
+        predictions=result.preds,
+        group_names=bundle.group_names,
+        class_names=bundle.class_names,
+    )
+    return saved
+
+
 def run_sweep(
     config: SweepConfig,
     *,
@@ -57,8 +340,9 @@ def run_sweep(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_cell: Callable[[str], None] | None = None,
+    only: Callable[[Cell], bool] | None = None,
 ) -> str:
-    """Run every unfinished cell of ``config`` and write each to ``store`` as it finishes.
+    """Run every unfinished cell of ``config`` in this process and store each as it finishes.
 
     Parameters
     ----------
@@ -72,183 +356,42 @@ def run_sweep(
         Polled between and inside cells; True stops, dropping only the cell in progress.
     on_cell : callable, optional
         Called with each cell key right after it is written.
+    only : callable, optional
+        ``only(cell) -> bool``: run just these cells now (the sweep's id and keys stay those of
+        the whole grid, so a later run fills in the rest).
 
     Returns
     -------
     str
         The sweep id (rows of this sweep carry it).
     """
-    validate_sweep(config)
     stop = should_stop or (lambda: False)
     report = progress or (lambda done, total, info: None)
-    dense, record = load_model(config.dense_model)
-    bundle = load_dataset(
-        config.dataset, config.data_root, csv=config.csv, **dict(config.dataset_options)
-    )
-    for split in ("train", config.eval_split):
-        if split not in bundle.splits:
-            raise FairpruneError(
-                ERR_NO_SPLIT.format(
-                    dataset=config.dataset, split=split, have=", ".join(bundle.splits)
-                )
-            )
-    sweep_id = sweep_id_for(config, record.sha256)
-    store.register_sweep(sweep_id, asdict(config), name=config.name)
-    cells = list(iter_cells(config))
-    total = len(cells) + 1  # + the dense baseline
-    todo = [c for c in cells if not store.has_cell(cell_key_for(sweep_id, c))]
-    done = total - len(todo) - 1
-    dense_key = "c-" + stable_hash({"sweep": sweep_id, "dense": record.sha256}, 16)
-    eval_split = bundle.splits[config.eval_split]
-    split_key = f"{bundle.fingerprint}-{config.eval_split}"
-    dense_preds = predict(dense, eval_split, model_hash=record.sha256, split_key=split_key)
-    dense_table = audit(dense_preds, bundle, n_boot=config.n_boot)
-    if not store.has_cell(dense_key):
-        overall = {
-            "accuracy": float(dense_preds.correct.mean()),
-            "gap": accuracy_gap(dense_table),
-            "std_delta": 0.0,
-            "max_psi": 0.0,
-            "latency_ms": measure_latency(copy.deepcopy(dense), record.input_size, repeats=10),
-            "weight_sparsity": 0.0,
-        }
-        store.write_cell(
-            cell_key=dense_key,
-            sweep_id=sweep_id,
-            model=record,
-            config={"sweep": asdict(config), "cell": {"criterion": "dense", "loss": "dense"}},
-            overall=overall,
-            groups=dense_table,
-            split=config.eval_split,
-        )
-    done += 1
-    report(done, total, f"{len(todo)} cells to run")
-    if not todo:
-        return sweep_id
-
-    train_split = bundle.splits["train"]
-    needs_dense = any(get_loss(c.loss).uses_dense for c in todo) or any(
-        CRITERIA[c.criterion].needs_dense if c.criterion in CRITERIA else False for c in todo
-    )
-    dense_train = dense_outputs(dense, train_split) if needs_dense else None  # (N, K), once
-    if dense_train is None:
-        dense_train = torch.zeros(len(train_split), record.num_outputs)
-    pruned_cache: dict[tuple, tuple] = {}
-    for cell in todo:
+    ctx = load_context(config)
+    plan = plan_sweep(ctx, store, only)
+    record_dense(store, ctx, plan)
+    total = len(plan.cells) + 1  # + the dense baseline
+    done = total - len(plan.todo)
+    report(done, total, f"{len(plan.todo)} cells to run")
+    for unit in plan.units:
         if stop():
             break
-        key = cell_key_for(sweep_id, cell)
-        info = f"{cell.criterion} {cell.target_reduction:.1%} {cell.loss} seed {cell.seed}"
-        report(done, total, f"pruning: {info}")
-        prune_key = (cell.criterion, cell.target_reduction, cell.seed)
-        if prune_key not in pruned_cache:
-            pruned_cache.clear()  # keep one pruned model in memory at a time
-            pruned_cache[prune_key] = _prune_cell(dense, record, bundle, dense_train, config, cell)
-        pruned, prune_info, pcfg = pruned_cache[prune_key]
-        model = copy.deepcopy(pruned)
-        fcfg = replace(
-            config.finetune,
-            loss=cell.loss,
-            seed=cell.seed,
-            min_weight=config.min_weight,
-            gamma=config.gamma,
-        )
-        report(done, total, f"fine-tuning: {info}")
-        finetune(model, train_split, fcfg, dense_logits=dense_train, should_stop=stop)
-        if stop():
-            break  # the half-trained cell is dropped; finished ones are already stored
-        cfg = {
-            "sweep": asdict(config),
-            "prune": asdict(pcfg),
-            "finetune": asdict(fcfg),
-            "cell": asdict(cell),
-        }
-        name = (
-            f"{bundle.name}-{record.arch}-{cell.criterion}-{cell.loss}"
-            f"-r{round(cell.target_reduction * 1e4):04d}-s{cell.seed}-{key[2:10]}"
-        )
-        saved = save_model(
-            model.cpu(),
-            models_dir,
-            name,
-            arch=record.arch,
-            num_outputs=record.num_outputs,
-            num_classes=record.num_classes,
-            input_size=record.input_size,
-            kind="pruned",
-            dataset=bundle.name,
-            dataset_fingerprint=bundle.fingerprint,
-            parent=record.sha256,
-            criterion=cell.criterion,
-            loss=cell.loss,
-            target_reduction=cell.target_reduction,
-            flops_reduction=prune_info["flops_reduction"],
-            macs=prune_info["macs"],
-            params=prune_info["params"],
-            config=cfg,
-        )
-        preds = predict(model, eval_split, model_hash=saved.sha256, split_key=split_key)
-        table = audit(preds, bundle, n_boot=config.n_boot)
-        disparity = pruning_disparity(dense_table, table)
-        overall = {
-            "accuracy": float(preds.correct.mean()),
-            "gap": accuracy_gap(table),
-            "std_delta": disparity["std_delta"],
-            "max_psi": disparity["max_psi"],
-            "latency_ms": measure_latency(model, record.input_size, repeats=10),
-            "weight_sparsity": prune_info["weight_sparsity"],
-        }
-        store.write_cell(
-            cell_key=key,
-            sweep_id=sweep_id,
-            model=saved,
-            config=cfg,
-            overall=overall,
-            groups=table,
-            split=config.eval_split,
-        )
-        done += 1
-        report(done, total, f"done: {info}")
-        if on_cell is not None:
-            on_cell(key)
-    return sweep_id
-
-
-def _prune_cell(dense, record, bundle, dense_train, config: SweepConfig, cell: Cell):
-    """Prune a copy of the dense model for one (criterion, level, seed)."""
-    pcfg = replace(
-        config.prune,
-        criterion=cell.criterion if cell.criterion != UNSTRUCTURED else "l1",
-        target_reduction=cell.target_reduction,
-        seed=cell.seed,
-        min_weight=config.min_weight,
-        gamma=config.gamma,
-    )
-    if cell.criterion == UNSTRUCTURED:
-        model, sparsity = unstructured_prune(dense, cell.target_reduction)
-        macs, params = count_macs_params(model, record.input_size)
-        info = {
-            "flops_reduction": 1.0 - macs / record.macs if record.macs else 0.0,
-            "macs": macs,
-            "params": params,
-            "weight_sparsity": sparsity,
-        }
-        return model, info, pcfg
-    calib = None
-    if CRITERIA[cell.criterion].needs_data:
-        calib = _calib_batches(bundle.splits["train"], dense_train, pcfg)
-    result = prune_model(dense, pcfg, input_size=record.input_size, calib=calib)
-    info = {
-        "flops_reduction": float(result.flops_reduction),
-        "macs": int(result.macs_after),
-        "params": int(result.params_after),
-        "weight_sparsity": 0.0,
-    }
-    return result.model, info, pcfg
+        for result in run_unit(
+            ctx,
+            unit,
+            should_stop=stop,
+            report=lambda info: report(done, total, info),  # noqa: B023
+        ):
+            record_cell(store, models_dir, ctx, result)
+            done += 1
+            report(done, total, f"done: {result.cell.criterion} {result.cell.loss}")
+            if on_cell is not None:
+                on_cell(result.key)
+    return ctx.sweep_id
 
 
 def summary_table(store, sweep_id: str | None = None):
-    """Per-group accuracy of every cell as a wide table: one row per (criterion, loss, level)."""
+    """Per-group accuracy, mean over seeds: one row per (criterion, loss, level)."""
     long = store.export_long(sweep_id)
     if long.empty:
         return long

@@ -17,6 +17,7 @@ from fairprune.evaluate import predict
 from fairprune.metrics import accuracy_gap, audit
 from fairprune.nets.checkpoint import list_models
 from fairprune.nets.imports import load_model
+from fairprune.sweep.findings import summary
 from fairprune.sweep.results import ResultsStore
 from tests.conftest import ROOT
 
@@ -55,7 +56,8 @@ def _values(arr) -> np.ndarray:
 def test_overview_headline_and_chart(store_env):
     at = _run("app.py")
     long = ResultsStore(store_env["results"]).export_long(store_env["sweep_id"])
-    assert views.headline(long) in _texts(at)
+    head = summary(ResultsStore(store_env["results"]), store_env["sweep_id"])["headline"]
+    assert head in _texts(at)
     assert len(at.get("plotly_chart")) == 1
     cells = ResultsStore(store_env["results"]).cells(store_env["sweep_id"])
     dense = cells[cells["criterion"] == "dense"].iloc[0]
@@ -165,7 +167,16 @@ def test_sweep_page_charts_and_cells(store_env):
     ce = gaps[gaps["loss"] == "ce"].sort_values("flops_reduction")
     np.testing.assert_allclose(_values(_trace(_figure(at, "sweep_chart_gap"), "l1 · cross-entropy").y),
                                ce["gap"] * 100)  # fmt: skip
-    assert views.headline(long) in _texts(at)
+    store_head = summary(store, store_env["sweep_id"])
+    assert store_head["headline"] in _texts(at)
+    shown = at.dataframe[-2].value.set_index("FLOPs reduction")
+    top = shown.iloc[-1]
+    assert top["gap CE"] == pytest.approx(round(store_head["gap_ce"], 1))
+    assert top["gap dense"] == pytest.approx(round(store_head["gap_dense"], 1))
+    iv = store_head["ce_vs_dense"]
+    assert (
+        top["CE − dense [95% CI]"] == f"{iv['estimate']:+.1f} [{iv['low']:+.1f}, {iv['high']:+.1f}]"
+    )
 
 
 def test_store_picker_refuses_a_missing_folder(store_env):

@@ -23,6 +23,14 @@ def _cells(long: pd.DataFrame) -> pd.DataFrame:
        "file_size", "latency_ms"]]  # fmt: skip
 
 
+FINDINGS = pd.DataFrame(
+    [{"criterion": "l1", "level": 0.9375, "flops_reduction": 0.94, "seeds": 3, "gap_dense": 3.0,
+      "gap_ce": 7.0, "gap_pw": 6.0, "ce_vs_dense": 4.0, "ce_vs_dense_low": 1.0,
+      "ce_vs_dense_high": 7.0, "verdict_ce": "wider", "pw_vs_ce": -1.0, "pw_vs_ce_low": -3.0,
+      "pw_vs_ce_high": 1.0, "verdict_pw": "no_difference", "hurt_by_ce": "dark"}]
+)  # fmt: skip
+
+
 def test_report_is_self_contained_and_carries_the_numbers():
     long = make_long(CELLS)
     sweeps = pd.DataFrame(
@@ -31,19 +39,27 @@ def test_report_is_self_contained_and_carries_the_numbers():
     )  # fmt: skip
     html = build_report(
         long, _cells(long), sweeps=sweeps, dataset_title="SynthDerm (synthetic)", synthetic=True,
-        generated=datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+        generated=datetime(2026, 1, 2, 3, 4, tzinfo=UTC), headline="Pruning widens it.",
+        findings=FINDINGS,
     )  # fmt: skip
     assert html.count(get_plotlyjs()) == 1  # the library inlined exactly once
     assert html.count('class="plotly-graph-div"') == 4  # the four sweep charts
     assert not re.search(r"""src=["']https?://""", html)  # nothing fetched from a network
     assert "cdn.plot.ly" not in html.replace(get_plotlyjs(), "")
-    assert views.headline(long) in html.replace("&#x27;", "'")
+    assert "<p class='headline'>Pruning widens it.</p>" in html
+    # the findings table, worded: interval in brackets, verdict only when it excludes 0
+    row = "".join(
+        rf"\s*<td>{re.escape(str(c))}</td>" for c in views.findings_display(FINDINGS).iloc[0]
+    )
+    assert re.search(rf"<tr>{row}\s*</tr>", html)
+    assert "+4.0 [+1.0, +7.0]" in html and "cannot tell" in html
     assert "Generated 2026-01-02 03:04 UTC" in html
     assert "SYNTHETIC" in html
     assert f"{1:064x}"[:16] in html  # model content hashes
     assert "&quot;criteria&quot;" in html  # the sweep's configuration
     # the gap table in %: CE at the highest level has a 17.0 pp gap
-    cells = ["l1", "cross-entropy", "94.0", "93.8", "78.0", "17.0", "dark", "light", "68.0"]
+    cells = ["l1", "cross-entropy", "94.0", "93.8", "78.0", "17.0", "17.0", "17.0", "1", "dark",
+             "light", "68.0"]  # fmt: skip
     row = "".join(rf"\s*<td>{c}</td>" for c in cells)
     assert re.search(rf"<tr>{row}\s*</tr>", html)
 

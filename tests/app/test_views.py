@@ -39,47 +39,35 @@ CELLS = [
 ]
 
 
-def test_headline_reads_the_worst_ce_level_and_compares_pw():
-    long = make_long(CELLS)
-    facts = views.headline_facts(long)
-    assert (facts["best"], facts["worst"], facts["target_reduction"]) == ("light", "dark", 0.9375)
-    assert facts["dense_gap"] == pytest.approx(0.03)
-    assert facts["gap"] == pytest.approx(0.17)
-    assert facts["pw_gap"] == pytest.approx(0.06)
-    assert views.headline(long) == (
-        "At 94% FLOPs reduction, cross-entropy fine-tuning widens the light–dark accuracy gap "
-        "from 3.0 to 17.0 points; the PW loss keeps it at 6.0."
-    )
-
-
-def test_headline_is_honest_when_pw_is_worse_and_names_the_criterion():
-    cells = [
-        DENSE,
-        ("l1", "ce", 0.9, 0.9, 0, {"light": 0.85, "medium": 0.84, "dark": 0.82}, 0.84),
-        ("l1", "pw", 0.9, 0.9, 0, {"light": 0.86, "medium": 0.84, "dark": 0.76}, 0.83),
-        ("random", "ce", 0.9, 0.9, 0, {"light": 0.80, "medium": 0.80, "dark": 0.79}, 0.80),
-    ]
-    assert views.headline(make_long(cells)) == (
-        "At 90% FLOPs reduction (l1 pruning), cross-entropy fine-tuning keeps the light–dark "
-        "accuracy gap at 3.0 points; with the PW loss it is 10.0, wider than with cross-entropy."
-    )
-
-
-def test_headline_averages_seeds_and_handles_empty_stores():
+def test_gaps_table_gives_the_seeds_spread():
     cells = [
         DENSE,
         ("l1", "ce", 0.9, 0.89, 0, {"light": 0.90, "medium": 0.85, "dark": 0.70}, 0.8),
         ("l1", "ce", 0.9, 0.91, 1, {"light": 0.80, "medium": 0.85, "dark": 0.80}, 0.8),
     ]
-    facts = views.headline_facts(make_long(cells))
-    # light (0.85) − dark (0.75); medium is 0.85 too, idxmax keeps the first (sorted) = light
-    assert facts["gap"] == pytest.approx(0.10)
-    assert facts["flops_reduction"] == pytest.approx(0.90)
-    assert facts["pw_gap"] is None
-    assert views.headline(make_long([DENSE])) == (
-        "No pruned models in the results store yet: run the demo or a sweep."
+    row = (
+        views.gaps_table(make_long(cells)).set_index(["loss", "target_reduction"]).loc[("ce", 0.9)]
     )
-    assert views.headline(make_long([])) == views.headline(make_long([DENSE]))
+    # seed-averaged groups: light 0.85, medium 0.85, dark 0.75 → gap 0.10; the seeds' own gaps
+    # are 0.20 and 0.05
+    assert row["gap"] == pytest.approx(0.10)
+    assert (row["gap_seed_min"], row["gap_seed_max"]) == pytest.approx((0.05, 0.20))
+    assert row["seeds"] == 2
+    assert row["flops_reduction"] == pytest.approx(0.90)
+
+
+def test_sweep_progress_counts_the_grid_from_the_config():
+    import json
+
+    from fairprune.config import SweepConfig, config_to_dict
+
+    cfg = SweepConfig(dense_model="d", criteria=("l1",), losses=("ce", "pw"),
+                      reductions=(0.5, 0.9), seeds=(0, 1, 2))  # fmt: skip
+    sweeps = pd.DataFrame(
+        [{"sweep_id": "s1", "config_json": json.dumps(config_to_dict(cfg)), "cells": 7}]
+    )
+    assert views.sweep_progress(sweeps, "s1") == (7, 13)  # 12 cells + the dense baseline
+    assert views.sweep_progress(sweeps, "other") == (0, 0)
 
 
 def test_gaps_table_starts_every_line_at_the_dense_model():

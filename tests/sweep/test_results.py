@@ -184,7 +184,7 @@ def test_file_is_wal_with_schema_version(tmp_path):
     _write(ResultsStore(path), "k1")
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
 
 
 def test_threads_share_one_store(tmp_path):

@@ -1,0 +1,220 @@
+"""Paired bootstrap intervals for the comparisons people read: one resampling, used everywhere.
+
+"Pruned vs dense" and "PW vs CE" are comparisons of models evaluated on the SAME test images, so
+their difference is estimated with a paired bootstrap: each replicate draws one resample of the
+test set (stratified by group, so every group keeps its size) and measures every model on it.
+Seeds are the unit of evidence for training randomness, so each replicate also resamples the seeds
+(with replacement; two arms that share seeds — PW and CE fine-tuning of the same pruned model —
+draw the same seeds). The point estimate is the difference of the seed-averaged statistics on the
+original data; the interval is the percentile interval of the replicates.
+
+A difference is called a difference only when its interval excludes zero (:func:`verdict`).
+The Overview, the Sweep page, the Audit page's A/B comparison, the report and the CLI all call
+:func:`paired_gap_difference` / :func:`paired_group_drops`; nothing else resamples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+ERR_SHAPE = "correct must be (seeds, N) booleans with N = len(groups); got {shape} for N = {n}."
+ERR_EMPTY_GROUP = "group code {code} has no samples; every group needs test samples."
+ERR_FEW_GROUPS = "a gap needs at least two groups; got {n}."
+
+DEFAULT_N_BOOT = 2000
+WIDER, NARROWER, NO_DIFFERENCE = "wider", "narrower", "no_difference"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its percentile interval (same units as the estimate)."""
+
+    estimate: float
+    low: float
+    high: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+    def as_dict(self, scale: float = 1.0) -> dict:
+        """``{"estimate", "low", "high"}``, multiplied by ``scale`` (100 for points)."""
+        return {
+            "estimate": float(self.estimate * scale),
+            "low": float(self.low * scale),
+            "high": float(self.high * scale),
+        }
+
+
+def verdict(interval: Interval) -> str:
+    """``"wider"`` when the whole interval is above 0, ``"narrower"`` below, else no difference."""
+    if interval.low > 0:
+        return WIDER
+    if interval.high < 0:
+        return NARROWER
+    return NO_DIFFERENCE
+
+
+def _as_matrix(correct, n: int) -> np.ndarray:
+    arr = np.asarray(correct, dtype=bool)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[1] != n or arr.shape[0] == 0:
+        raise ValueError(ERR_SHAPE.format(shape=tuple(np.shape(correct)), n=n))
+    return arr
+
+
+def _positions(groups: np.ndarray) -> list[np.ndarray]:
+    codes = np.asarray(groups, dtype=np.int64)
+    n_groups = int(codes.max()) + 1 if len(codes) else 0
+    pos = [np.flatnonzero(codes == g) for g in range(n_groups)]
+    for g, p in enumerate(pos):
+        if len(p) == 0:
+            raise ValueError(ERR_EMPTY_GROUP.format(code=g))
+    return pos
+
+
+def group_accuracy(correct: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(S, G) accuracy of each seed's model in each group, on the original data."""
+    correct = _as_matrix(correct, len(groups))
+    return np.stack([correct[:, p].mean(axis=1) for p in _positions(groups)], axis=1)
+
+
+def _draw(groups, n_boot: int, n_seeds: tuple[int, ...], paired_seeds: bool, seed: int):
+    """The replicates' draws: per group, indices into its samples (B, n_g), drawn with
+    replacement; then per arm, seed indices (B, S) — shared by arms of equal size when
+    ``paired_seeds``."""
+    rng = np.random.default_rng(seed)
+    counts = []
+    for p in _positions(groups):
+        # a stratified resample of the group: n_g of its samples, with replacement
+        counts.append(rng.integers(0, len(p), size=(n_boot, len(p))))
+    seed_draws = []
+    shared = None
+    for s in n_seeds:
+        if s == 1:
+            seed_draws.append(np.zeros((n_boot, 1), dtype=np.int64))
+            continue
+        if paired_seeds and shared is not None and shared.shape[1] == s:
+            seed_draws.append(shared)
+            continue
+        draw = rng.integers(0, s, size=(n_boot, s))
+        shared = draw if shared is None else shared
+        seed_draws.append(draw)
+    return counts, seed_draws
+
+
+def _replicate_acc(correct: np.ndarray, groups, counts) -> np.ndarray:
+    """(B, S, G) group accuracies of every seed's model in every replicate."""
+    cols = []
+    for p, idx in zip(_positions(groups), counts, strict=True):
+        # (S, n_g) correct of the group's samples, gathered at (B, n_g) → (S, B, n_g) → (B, S)
+        cols.append(correct[:, p][:, idx].mean(axis=2).T)
+    return np.stack(cols, axis=2)
+
+
+def _gap(acc: np.ndarray) -> np.ndarray:
+    return acc.max(axis=-1) - acc.min(axis=-1)
+
+
+def _seed_mean(values: np.ndarray, draw: np.ndarray) -> np.ndarray:
+    # values (B, S), draw (B, S') → mean over the drawn seeds of each replicate → (B,)
+    return np.take_along_axis(values, draw, axis=1).mean(axis=1)
+
+
+def _percentile(diffs: np.ndarray, estimate: float, ci: float) -> Interval:
+    lo, hi = np.quantile(diffs, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    return Interval(float(estimate), float(lo), float(hi))
+
+
+def paired_gap_difference(
+    correct_a,
+    correct_b,
+    groups,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    ci: float = 0.95,
+    seed: int = 0,
+    paired_seeds: bool = True,
+) -> Interval:
+    """gap(B) − gap(A), seeds averaged, with a paired bootstrap interval.
+
+    The gap is max − min group accuracy (one definition everywhere).
+
+    Parameters
+    ----------
+    correct_a, correct_b : array-like of bool, shape (S_a, N) / (S_b, N) or (N,)
+        Whether each seed's model got each test sample right, on the same rows in the same order
+        (e.g. A = the dense model (one row), B = the pruned models of three seeds).
+    groups : array-like of int, shape (N,)
+        Group code of each sample (0..G-1, every code present).
+    n_boot : int, default 2000
+    ci : float, default 0.95
+    seed : int, default 0
+        Seeds the resampling: equal inputs give equal intervals.
+    paired_seeds : bool, default True
+        Arms with the same number of seeds share each replicate's seed draw (their seed ``s``
+        models come from the same pruned model); False draws them independently.
+
+    Returns
+    -------
+    Interval
+        In accuracy units (fractions); ``as_dict(100)`` gives points.
+    """
+    groups = np.asarray(groups)
+    a = _as_matrix(correct_a, len(groups))
+    b = _as_matrix(correct_b, len(groups))
+    if len(_positions(groups)) < 2:
+        raise ValueError(ERR_FEW_GROUPS.format(n=len(_positions(groups))))
+    estimate = _gap(group_accuracy(b, groups)).mean() - _gap(group_accuracy(a, groups)).mean()
+    counts, (draw_a, draw_b) = _draw(groups, n_boot, (len(a), len(b)), paired_seeds, seed)
+    gap_a = _seed_mean(_gap(_replicate_acc(a, groups, counts)), draw_a)
+    gap_b = _seed_mean(_gap(_replicate_acc(b, groups, counts)), draw_b)
+    return _percentile(gap_b - gap_a, estimate, ci)
+
+
+def paired_group_drops(
+    correct_a,
+    correct_b,
+    groups,
+    *,
+    n_boot: int = DEFAULT_N_BOOT,
+    ci: float = 0.95,
+    seed: int = 0,
+    paired_seeds: bool = True,
+) -> list[Interval]:
+    """Per group, accuracy(A) − accuracy(B) (a drop when positive), seeds averaged, paired.
+
+    Same resampling as :func:`paired_gap_difference` (same seed → the same replicates).
+
+    Returns
+    -------
+    list of Interval
+        One per group code, in code order.
+    """
+    groups = np.asarray(groups)
+    a = _as_matrix(correct_a, len(groups))
+    b = _as_matrix(correct_b, len(groups))
+    est = group_accuracy(a, groups).mean(axis=0) - group_accuracy(b, groups).mean(axis=0)
+    counts, (draw_a, draw_b) = _draw(groups, n_boot, (len(a), len(b)), paired_seeds, seed)
+    acc_a, acc_b = _replicate_acc(a, groups, counts), _replicate_acc(b, groups, counts)
+    out = []
+    for g in range(acc_a.shape[2]):
+        diff = _seed_mean(acc_a[:, :, g], draw_a) - _seed_mean(acc_b[:, :, g], draw_b)
+        out.append(_percentile(diff, est[g], ci))
+    return out
+
+
+__all__ = [
+    "DEFAULT_N_BOOT",
+    "Interval",
+    "NARROWER",
+    "NO_DIFFERENCE",
+    "WIDER",
+    "group_accuracy",
+    "paired_gap_difference",
+    "paired_group_drops",
+    "verdict",
+]
