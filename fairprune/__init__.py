@@ -34,6 +34,10 @@ _EXPORTS: dict[str, str] = {
     "load_model": "fairprune.nets",
     "save_model": "fairprune.nets",
     "list_models": "fairprune.nets",
+    "model_from_state": "fairprune.nets.foreign",
+    "export_onnx": "fairprune.nets.onnx_io",
+    "load_onnx": "fairprune.nets.onnx_io",
+    "load_for_audit": "fairprune.nets.onnx_io",
     # pruning
     "CRITERIA": "fairprune.prune",
     "PruneResult": "fairprune.prune",

@@ -207,3 +207,77 @@ def measure_latency(
     finally:
         torch.set_num_threads(old)
     return float(np.median(times) * 1000.0 / batch_size)
+
+
+@torch.inference_mode()
+def latency_table(
+    runners: dict[str, nn.Module],
+    input_size: int,
+    *,
+    batch_sizes: tuple[int, ...] = (1, 64),
+    rounds: int = 7,
+    min_images: int = 64,
+    threads: int | None = None,
+    seed: int = 0,
+):
+    """Median CPU latency per image of several models measured side by side, interleaved.
+
+    Each round times every runner once per batch size, in turn, so background load on a shared
+    machine falls on all of them alike; the medians over rounds are compared.
+
+    Parameters
+    ----------
+    runners : dict
+        ``{name: module}``, e.g. one model on several runtimes (``fairprune.nets.deploy``), or a
+        dense and a pruned model.
+    input_size : int
+        Square side S of the ``(B, 3, S, S)`` inputs.
+    batch_sizes : tuple of int
+        Images per forward call.
+    rounds : int
+        Timed rounds (after one warm-up round).
+    min_images : int
+        Each timing runs enough calls to cover at least this many images (timer resolution).
+    threads : int, optional
+        Torch CPU threads during the measurement (restored afterwards); give onnxruntime
+        sessions the same count when they are created.
+    seed : int
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (runner, batch): ``runtime``, ``batch``, ``ms_per_image`` (median wall
+        clock), ``ms_per_image_low`` / ``ms_per_image_high`` (quartiles over rounds) and
+        ``cpu_ms_per_image`` (median CPU time of the process: with one thread, the latency the
+        model would have on an idle core, whatever else the machine is running).
+    """
+    import pandas as pd
+
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(seed)
+    times: dict[tuple[str, int], list[float]] = {(n, b): [] for n in runners for b in batch_sizes}
+    cpu: dict[tuple[str, int], list[float]] = {(n, b): [] for n in runners for b in batch_sizes}
+    try:
+        models = {n: m.to("cpu").eval() for n, m in runners.items()}
+        inputs = {b: torch.rand(b, 3, input_size, input_size, generator=g) for b in batch_sizes}
+        for r in range(rounds + 1):
+            for b in batch_sizes:
+                calls = max(1, -(-min_images // b))
+                for name, model in models.items():
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    for _ in range(calls):
+                        model(inputs[b])
+                    if r:  # round 0 warms caches, allocators and lazy initialisation up
+                        times[(name, b)].append((time.perf_counter() - t0) * 1000 / (calls * b))
+                        cpu[(name, b)].append((time.process_time() - c0) * 1000 / (calls * b))
+    finally:
+        torch.set_num_threads(old)
+    rows = []
+    for (name, b), ts in times.items():
+        q1, med, q3 = np.percentile(ts, [25, 50, 75])
+        rows.append(dict(runtime=name, batch=b, ms_per_image=float(med),
+                         ms_per_image_low=float(q1), ms_per_image_high=float(q3),
+                         cpu_ms_per_image=float(np.median(cpu[(name, b)]))))  # fmt: skip
+    return pd.DataFrame(rows)

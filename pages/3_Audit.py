@@ -12,8 +12,15 @@ st.title("Audit")
 with ui.guard():
     bundle = ui.current_dataset()
 ui.synthetic_note(bundle)
-records = [r for r in ui.model_records() if r.num_classes == bundle.num_classes]
+records = [
+    r for r in [*ui.model_records(), *ui.onnx_records()] if r.num_classes == bundle.num_classes
+]
 records = [r for r in records if r.dataset in (bundle.name, "")] or records
+other_size = [r.name for r in records if not ui.fits_input(r, bundle.input_size)]
+records = [r for r in records if ui.fits_input(r, bundle.input_size)]
+if other_size:
+    st.caption(f"Not listed: {', '.join(other_size)} (fixed to another image size than "
+               f"{bundle.input_size} px).")  # fmt: skip
 if not records:
     st.info(f"No models for {bundle.title} in the store: run a sweep or add a model.")
     st.stop()
@@ -23,10 +30,13 @@ dense_first = sorted(
     by_name, key=lambda n: (by_name[n].kind != "dense", by_name[n].target_reduction, n)
 )
 chosen = st.multiselect("Models", dense_first, default=dense_first[:2], key="audit_models")
-c1, c2, c3 = st.columns([2, 1, 1])
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 metric = c1.selectbox("Metric", list(METRICS), format_func=METRICS.get, key="audit_metric")
 intersectional = c2.toggle(f"{bundle.group_attribute} × label", key="audit_intersectional")
 n_boot = c3.select_slider("Bootstrap resamples", [0, 100, 200, 500], value=200, key="audit_nboot")
+show_latency = c4.toggle("Latency: torch and onnxruntime", key="audit_latency",
+                         help="CPU milliseconds per image of each model on each runtime "
+                         "(the PyTorch model is exported to ONNX and verified first)")  # fmt: skip
 if not chosen:
     st.info("Pick at least one model.")
     st.stop()
@@ -47,10 +57,13 @@ ui.group_legend(next(iter(tables.values()))["group"])
 for name, table in tables.items():
     rec = by_name[name]
     st.subheader(name)
-    st.caption(
-        f"{rec.kind} · {rec.arch} · criterion {rec.criterion} · loss {rec.loss} · "
-        f"FLOPs reduction {rec.flops_reduction:.1%} · {rec.macs:,} MACs · hash `{rec.sha256[:12]}`"
-    )
+    if rec.kind == "onnx":
+        st.caption(ui.onnx_caption(rec))
+    else:
+        st.caption(
+            f"{rec.kind} · {rec.arch} · criterion {rec.criterion} · loss {rec.loss} · FLOPs "
+            f"reduction {rec.flops_reduction:.1%} · {rec.macs:,} MACs · hash `{rec.sha256[:12]}`"
+        )
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(charts.group_bars(table, metric=metric, title=f"{METRICS[metric]} per group"),
@@ -64,6 +77,12 @@ for name, table in tables.items():
         st.dataframe(show, hide_index=True, key=f"audit_table_{name}",
                      column_config={c: st.column_config.NumberColumn(c, format="%.1f")
                                     for c in show.columns if c not in ("group", "n")})  # fmt: skip
+        if show_latency:
+            with ui.guard():
+                lat = ui.latency(rec, bundle.input_size)
+            st.dataframe(lat, hide_index=True, key=f"audit_latency_{name}",
+                         column_config={c: st.column_config.NumberColumn(c, format="%.3f")
+                                        for c in lat.columns if c != "runtime"})  # fmt: skip
 
 if len(tables) >= 2:
     st.header("Side by side")

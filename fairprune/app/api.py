@@ -12,7 +12,8 @@ from fairprune.demo import demo_sweep_config, ensure_demo_model
 from fairprune.loss import LOSSES, PW_PRESETS
 from fairprune.metrics import METRICS, accuracy_gap, audit
 from fairprune.nets import ARCHITECTURES, import_upload, load_model, record_to_row
-from fairprune.nets.imports import MAX_UPLOAD_BYTES, add_by_path
+from fairprune.nets.imports import MAX_UPLOAD_BYTES, add_by_path, store_file
+from fairprune.nets.onnx_io import MAX_UPLOAD_ONNX_BYTES, import_onnx, load_for_audit
 from fairprune.sweep import criterion_names, run_sweep
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "DATASETS",
     "LOSSES",
     "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_ONNX_BYTES",
     "METRICS",
     "PW_PRESETS",
     "FinetuneConfig",
@@ -30,9 +32,12 @@ __all__ = [
     "criterion_names",
     "demo_sweep_config",
     "ensure_demo_model",
+    "import_onnx",
     "import_upload",
+    "load_for_audit",
     "load_model",
     "record_to_row",
     "run_sweep",
+    "store_file",
     "summarize",
 ]

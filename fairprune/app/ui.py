@@ -215,9 +215,9 @@ def pick_sweep(key: str, label: str = "Sweep") -> str | None:
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)
 def _model(path: str, sha256: str):
-    from fairprune.nets.imports import load_model
+    from fairprune.nets.onnx_io import load_for_audit
 
-    return load_model(path)
+    return load_for_audit(path)  # ours, or an .onnx classifier (onnxruntime, audit only)
 
 
 def load_model_cached(path: str, sha256: str = ""):
@@ -295,6 +295,75 @@ def synthetic_note(bundle) -> None:
             "no real patients.</p>",
             unsafe_allow_html=True,
         )
+
+
+def onnx_records():
+    """The ``.onnx`` classifiers in the model store (audit only; ``kind == "onnx"``)."""
+    from fairprune.nets.onnx_io import list_onnx
+
+    return list_onnx(models_dir())
+
+
+def fits_input(record, input_size: int) -> bool:
+    """False for an ONNX model whose fixed input side differs from the dataset's."""
+    onnx = record.config.get("onnx", {}) if record.kind == "onnx" else {}
+    return not onnx.get("static_input") or record.input_size == input_size
+
+
+def onnx_caption(record) -> str:
+    """One line saying what an ONNX record is and that it is audit-only."""
+    onnx = record.config.get("onnx", {})
+    source = onnx.get("source_arch") or "unknown architecture"
+    origin = f"exported from {onnx['source']} ({source})" if onnx.get("source") else source
+    fr = f" · FLOPs reduction {record.flops_reduction:.1%}" if record.flops_reduction else ""
+    return (
+        f"ONNX · run by onnxruntime · **audit only, not prunable** · {origin} · opset "
+        f"{onnx.get('opset', '?')}{fr} · {record.macs:,} MACs · hash `{record.sha256[:12]}`"
+    )
+
+
+LATENCY_BATCHES = (1, 64)  # images per call: single-image serving, and batch throughput
+
+
+@st.cache_data(show_spinner="Measuring latency on this machine's CPU…", max_entries=64)
+def _latency(path: str, sha256: str, input_size: int, threads: int) -> pd.DataFrame:
+    from fairprune.evaluate import latency_table
+    from fairprune.nets.deploy import runtimes
+
+    model, _ = _model(path, sha256)
+    runners = runtimes(model, input_size, threads=threads)
+    return latency_table(runners, input_size, batch_sizes=LATENCY_BATCHES, rounds=5,
+                         threads=threads)  # fmt: skip
+
+
+def latency(record, input_size: int | None = None) -> pd.DataFrame:
+    """Milliseconds per image on each runtime (rows) at batch 1 and 64 (columns), cached.
+
+    Parameters
+    ----------
+    record : ModelRecord
+    input_size : int, optional
+        Image side; default the model's own.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``runtime``, ``batch 1 (ms/image)``, ``batch 64 (ms/image)`` and
+        ``speed vs torch (batch 64)`` (torch's time ÷ this runtime's; empty for an ONNX model).
+    """
+    import torch
+
+    side = int(input_size or record.input_size)
+    long = _latency(record.path, record.sha256, side, torch.get_num_threads())
+    wide = long.pivot(index="runtime", columns="batch", values="ms_per_image")
+    wide = wide.reindex([r for r in dict.fromkeys(long["runtime"])])
+    out = pd.DataFrame({"runtime": wide.index})
+    for b in LATENCY_BATCHES:
+        out[f"batch {b} (ms/image)"] = wide[b].to_numpy()
+    last = LATENCY_BATCHES[-1]
+    if "torch" in wide.index:
+        out[f"speed vs torch (batch {last})"] = (wide.loc["torch", last] / wide[last]).to_numpy()
+    return out
 
 
 @st.cache_data(show_spinner="Computing paired intervals…", max_entries=16)

@@ -21,7 +21,7 @@ def cmd_audit(args) -> int:
 
     from fairprune.evaluate import predict
     from fairprune.metrics import accuracy_gap, audit
-    from fairprune.nets.imports import load_model
+    from fairprune.nets.onnx_io import load_for_audit
 
     bundle = _bundle(args)
     if args.split not in bundle.splits:
@@ -31,7 +31,7 @@ def cmd_audit(args) -> int:
     split = bundle.splits[args.split]
     tables = []
     for path in args.models:
-        model, record = load_model(
+        model, record = load_for_audit(
             path, arch=args.arch, num_classes=bundle.num_classes, input_size=bundle.input_size
         )
         if record.num_classes != bundle.num_classes:
@@ -103,7 +103,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("audit", help="evaluate checkpoints per group on a dataset")
     _add_data_args(p)
-    p.add_argument("models", nargs="+", help="checkpoints (.safetensors/.json, or .pt with --arch)")
+    p.add_argument(
+        "models",
+        nargs="+",
+        help="checkpoints (.safetensors/.json, .pt/.pth with --arch) or .onnx classifiers "
+        "(N×3×S×S → N×K, run by onnxruntime)",
+    )
     p.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES), help="for .pt/.pth")
     p.add_argument("--split", default="test")
     p.add_argument("--intersectional", action="store_true", help="groups × true label")

@@ -1,4 +1,4 @@
-"""Commands on one model: ``train``, ``prune``, ``finetune``."""
+"""Commands on one model: ``train``, ``prune``, ``finetune``, ``export-onnx``."""
 
 from __future__ import annotations
 
@@ -74,9 +74,11 @@ def cmd_prune(args) -> int:
     from fairprune.config import PruneConfig
     from fairprune.nets.checkpoint import save_model
     from fairprune.nets.imports import load_model
+    from fairprune.nets.onnx_io import refuse_onnx
     from fairprune.prune.targeting import prune_model
     from fairprune.prune.unstructured import unstructured_prune
 
+    refuse_onnx(args.model)
     models, _ = _store_paths(args)
     model, record = load_model(args.model)
     if args.criterion == "unstructured":
@@ -129,8 +131,10 @@ def cmd_finetune(args) -> int:
     from fairprune.loss import get_loss
     from fairprune.nets.checkpoint import save_model
     from fairprune.nets.imports import load_model
+    from fairprune.nets.onnx_io import refuse_onnx
     from fairprune.train import finetune
 
+    refuse_onnx(args.model)
     models, _ = _store_paths(args)
     model, record = load_model(args.model)
     bundle = _bundle(args)
@@ -162,10 +166,27 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_export_onnx(args) -> int:
+    from fairprune.nets.onnx_io import export_checkpoint
+
+    report = export_checkpoint(
+        args.model, args.out, arch=args.arch, input_size=args.input_size, exporter=args.exporter
+    )
+    batches = " and ".join(str(b) for b in report.batches)
+    print(
+        f"verified against onnxruntime: max |PyTorch - ONNX| logit difference "
+        f"{report.max_abs_diff:.1e} on batches of {batches} ({report.exporter} exporter, "
+        f"opset {report.opset}, dynamic batch, {report.file_size / 1024:.0f} KB)"
+    )
+    print(report.path)
+    return 0
+
+
 def register(sub) -> None:
-    """Add ``train``, ``prune`` and ``finetune`` to the sub-command parsers."""
+    """Add ``train``, ``prune``, ``finetune`` and ``export-onnx`` to the sub-command parsers."""
     from fairprune.loss import LOSSES
     from fairprune.nets.architectures import ARCHITECTURES
+    from fairprune.nets.onnx_io import EXPORTERS
     from fairprune.sweep.grid import criterion_names
 
     p = sub.add_parser("train", help="train a dense model from scratch and save it")
@@ -201,3 +222,19 @@ def register(sub) -> None:
     add_fit_args(p, epochs=4, lr=2e-3)
     add_run_args(p)
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser(
+        "export-onnx",
+        help="export a checkpoint to ONNX (opset 18, dynamic batch), verified by onnxruntime",
+    )
+    p.add_argument("model", help="checkpoint (.safetensors/.json, or .pt/.pth with --arch)")
+    p.add_argument("--out", required=True, help="FILE.onnx to write")
+    p.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES), help="for .pt/.pth")
+    p.add_argument("--input-size", type=int, default=None, help="for .pt/.pth: input side (px)")
+    p.add_argument(
+        "--exporter",
+        default=EXPORTERS[0],
+        choices=EXPORTERS,
+        help="torch.onnx exporter tried first (the other is the fallback)",
+    )
+    p.set_defaults(func=cmd_export_onnx)

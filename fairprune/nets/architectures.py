@@ -4,10 +4,15 @@ Every entry returns a model whose forward gives (N, num_outputs) logits; ``num_o
 single-logit binary head. Torchvision models are always built with ``weights=None``: nothing is
 ever downloaded, so every model here starts from random weights.
 
-``vgg16`` is torchvision's ``vgg16_bn`` (the paper used VGG-16): without batch norm VGG-16 trains
-poorly from scratch, and batch norm also gives Torch-Pruning a per-channel scale to prune with.
-Its 7×7 average pool and 25088-wide classifier are replaced by a global average pool and a
-512-512-K classifier so that small inputs (32 px) work and the head stays in proportion.
+A torchvision name always means torchvision's exact model with only the last layer sized to the
+task: at 1000 outputs ``resnet18`` has 11,689,512 parameters and ``vgg16_bn`` 138,365,992, as in
+torchvision, so a state dict saved from a torchvision model loads here (pruned or not, see
+``fairprune.nets.foreign``).
+
+``vgg16_slim`` is our own VGG-16: torchvision's ``vgg16_bn`` features (batch norm makes VGG-16
+train from scratch and gives Torch-Pruning a per-channel scale), but a global average pool and a
+512-512-K classifier instead of the 7×7 pool and 25088-wide classifier, so that small inputs (32 px)
+train well and the head stays in proportion (15,498,792 parameters at 1000 outputs).
 """
 
 from __future__ import annotations
@@ -113,7 +118,7 @@ class CifarResNet(nn.Module):
 
 
 def _torchvision(name: str) -> Callable[[int, int], nn.Module]:
-    """Factory for a torchvision classifier whose head already ends in ``num_classes``."""
+    """Factory for torchvision's exact classifier ``name`` with a ``num_outputs`` head."""
 
     def make(num_outputs: int, input_size: int) -> nn.Module:
         # weights=None: random init, never a download; these nets pool adaptively before the head,
@@ -123,7 +128,7 @@ def _torchvision(name: str) -> Callable[[int, int], nn.Module]:
     return make
 
 
-def _vgg16(num_outputs: int, input_size: int) -> nn.Module:
+def _vgg16_slim(num_outputs: int, input_size: int) -> nn.Module:
     # vgg16_bn: batch norm makes training from scratch reliable; the adaptive pool lets small
     # inputs through, and a slimmer classifier keeps the head proportionate to small images
     model = torchvision.models.vgg16_bn(weights=None)
@@ -147,7 +152,12 @@ ARCHITECTURES: dict[str, ArchSpec] = {
     "demo_cnn": ArchSpec(lambda k, s: DemoCNN(k), "small residual CNN for the SynthDerm demo", 32),
     "resnet18": ArchSpec(_torchvision("resnet18"), "torchvision ResNet-18 (CelebA in the paper)"),
     "resnet34": ArchSpec(_torchvision("resnet34"), "torchvision ResNet-34 (Fitzpatrick17k)"),
-    "vgg16": ArchSpec(_vgg16, "torchvision VGG-16 with batch norm, compact classifier"),
+    "resnet50": ArchSpec(_torchvision("resnet50"), "torchvision ResNet-50"),
+    "vgg16": ArchSpec(_torchvision("vgg16"), "torchvision VGG-16 (no batch norm), exact"),
+    "vgg16_bn": ArchSpec(_torchvision("vgg16_bn"), "torchvision VGG-16 with batch norm, exact"),
+    "vgg16_slim": ArchSpec(
+        _vgg16_slim, "VGG-16 with batch norm, global pool and a compact 512-512 classifier"
+    ),
     "efficientnet_v2_s": ArchSpec(_torchvision("efficientnet_v2_s"), "EfficientNetV2-S"),
     "efficientnet_v2_m": ArchSpec(_torchvision("efficientnet_v2_m"), "EfficientNetV2-M"),
     "mobilenet_v2": ArchSpec(_torchvision("mobilenet_v2"), "MobileNetV2"),

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from fairprune.errors import FairpruneError
-from fairprune.nets.architectures import ARCHITECTURES, ERR_UNKNOWN_ARCH, build_model, head_of
 from fairprune.nets.checkpoint import (
     _corrupt,
     _inside,
@@ -25,6 +24,7 @@ from fairprune.nets.checkpoint import (
     save_model,
 )
 from fairprune.nets.flops import count_macs_params
+from fairprune.nets.foreign import model_from_state
 from fairprune.nets.manifest import (
     _COMPUTED,
     ERR_ARCH_MISMATCH,
@@ -38,10 +38,7 @@ from fairprune.nets.manifest import (
     ERR_NOT_STATE_DICT,
     ERR_OUTSIDE_STORE,
     ERR_PICKLE_REFUSED,
-    ERR_SHAPES,
     ERR_TOO_BIG,
-    INPUT_SIZES,
-    MAX_OUTPUTS,
     MAX_WEIGHTS_BYTES,
     ModelRecord,
     _parse_manifest,
@@ -108,38 +105,14 @@ def _read_pt(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
 
 def _from_state(
     state: dict, source: object, arch: str, num_classes: int | None, input_size: int | None
-) -> tuple[nn.Module, int, int, int]:
-    """A dense ``arch`` holding ``state``; the head's size is read from the state dict.
+) -> tuple[nn.Module, int, int, int, str]:
+    """``arch`` rebuilt to fit ``state`` (pruned, masked or wrapped by any tool; see ``foreign``).
 
-    Returns (model, num_outputs, num_classes, input_size).
+    Returns (model, num_outputs, num_classes, input_size, kind).
     """
-    spec = ARCHITECTURES.get(arch)
-    if spec is None:
-        raise FairpruneError(ERR_UNKNOWN_ARCH.format(name=arch, choices=", ".join(ARCHITECTURES)))
-    size = int(input_size or spec.default_input_size)
-    if not INPUT_SIZES[0] <= size <= INPUT_SIZES[1]:
-        raise FairpruneError(ERR_INPUT_SIZE.format(size=size, low=INPUT_SIZES[0],
-                                                   high=INPUT_SIZES[1]))  # fmt: skip
-    with torch.device("meta"):  # only to find the head's name: allocates nothing
-        probe = build_model(arch, 1, size)
-    head_name = next(n for n, m in probe.named_modules() if m is head_of(probe))
-    head_w = state.get(f"{head_name}.weight")
-    if head_w is None or head_w.ndim != 2:
-        detail = f"missing {head_name + '.weight'!r}"
-        raise FairpruneError(ERR_SHAPES.format(path=source, arch=arch, detail=detail))
-    outputs = int(head_w.shape[0])  # (num_outputs, in_features)
-    if not 1 <= outputs <= MAX_OUTPUTS:
-        raise FairpruneError(ERR_HEAD_SIZE.format(path=source, got=outputs, cap=MAX_OUTPUTS))
-    classes = 2 if outputs == 1 else outputs
-    if num_classes is not None and classes != num_classes:
-        raise FairpruneError(ERR_CLASSES.format(path=source, got=outputs, want=num_classes))
-    with torch.device("meta"):
-        own = {k: tuple(v.shape) for k, v in build_model(arch, outputs, size).state_dict().items()}
-    compare_shapes(own, {k: tuple(v.shape) for k, v in state.items()}, source, arch)
-    check_finite(state, source)  # after the shapes: every tensor is now known to be model-sized
-    model = build_model(arch, outputs, size)  # allocated only once the shapes are known to fit
-    _load_state(model, state, source, arch)
-    return model, outputs, classes, size
+    f = model_from_state(state, source, arch, num_classes=num_classes, input_size=input_size)
+    check_finite(f.model.state_dict(), source)  # NaN/inf weights would crash the audit later
+    return f.model, f.num_outputs, f.num_classes, f.input_size, f.kind
 
 
 def load_model(
@@ -194,7 +167,7 @@ def _load_state_dict(path: Path, arch, num_classes, input_size) -> tuple[nn.Modu
         raise FairpruneError(ERR_NEED_ARCH.format(path=path))
     size = check_file(path, cap=MAX_WEIGHTS_BYTES, what="checkpoint")  # before torch opens it
     state = _read_pt(path, path)
-    model, outputs, classes, size = _from_state(state, path, arch, num_classes, input_size)
+    model, outputs, classes, size, kind = _from_state(state, path, arch, num_classes, input_size)
 
     macs, params = count_macs_params(model, size)
     record = ModelRecord(
@@ -203,6 +176,7 @@ def _load_state_dict(path: Path, arch, num_classes, input_size) -> tuple[nn.Modu
         num_outputs=outputs,
         num_classes=classes,
         input_size=size,
+        kind=kind,
         macs=macs,
         params=params,
         sha256=sha256_file(path),
@@ -305,7 +279,9 @@ def import_upload(
             state = _read_safetensors(data, filename)
         else:
             state = _read_pt(data, filename)
-        model, outputs, classes, size = _from_state(state, filename, arch, num_classes, input_size)
+        model, outputs, classes, size, kind = _from_state(
+            state, filename, arch, num_classes, input_size
+        )
         from fairprune.nets.flops import count_macs_params
 
         macs, params = count_macs_params(model, size)
@@ -314,7 +290,7 @@ def import_upload(
             num_outputs=outputs,
             num_classes=classes,
             input_size=size,
-            kind="dense",
+            kind=kind,
             dataset=dataset,
             dataset_fingerprint=dataset_fingerprint,
             macs=macs,

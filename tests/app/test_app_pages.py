@@ -3,6 +3,7 @@
 import base64
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 import plotly.io
@@ -235,3 +236,58 @@ def test_report_page_offers_both_downloads(store_env):
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Download HTML report", "Download CSV (one row per model × group)"]
     assert time.perf_counter() - t0 < 120
+
+
+def _onnx_store(store_env, tmp_path, monkeypatch):
+    """A store of the fixture's dense checkpoint and its ONNX export (the shared one stays as is)."""
+    import shutil
+
+    from fairprune.nets.onnx_io import export_checkpoint
+
+    dense = store_env["dense"]
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(Path(dense.path).with_suffix(suffix), tmp_path)
+    report = export_checkpoint(dense.path, tmp_path / "dense.onnx", exporter="torchscript")
+    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(tmp_path))
+    return dense, Path(report.path)
+
+
+def test_audit_page_runs_an_onnx_model_beside_its_checkpoint(store_env, tmp_path, monkeypatch):
+    dense, onnx_path = _onnx_store(store_env, tmp_path, monkeypatch)
+    small = ("synthderm", None, None, {"limit": 600, "test_limit": 300})  # the fixture's data
+    at = _run("pages/3_Audit.py", fp_dataset_choice=small)
+    at.select_slider(key="audit_nboot").set_value(0).run()
+    assert at.multiselect(key="audit_models").value == [dense.name, "dense.onnx"]
+    assert "**audit only, not prunable**" in at.caption[1].value
+    torch_table, onnx_table = at.dataframe[0].value, at.dataframe[1].value
+    assert list(onnx_table["accuracy"]) == list(torch_table["accuracy"])  # same predictions
+    at.toggle(key="audit_latency").set_value(True).run()
+    assert not at.exception
+    # per model: its audit table, then its latency table (AppTest shows no dataframe keys)
+    lat_torch, lat_onnx = at.dataframe[1].value, at.dataframe[3].value
+    assert list(at.dataframe[2].value["accuracy"]) == list(torch_table["accuracy"])
+    assert list(lat_torch["runtime"]) == ["torch", "torch (BN folded, channels-last)",
+                                          "onnxruntime"]  # fmt: skip
+    assert list(lat_onnx["runtime"]) == ["onnxruntime"]
+    assert (lat_torch["batch 64 (ms/image)"] > 0).all()
+    assert lat_torch["speed vs torch (batch 64)"].iloc[0] == 1.0
+
+
+def test_models_page_lists_and_adds_onnx(store_env, tmp_path, monkeypatch):
+    _dense, onnx_path = _onnx_store(store_env, tmp_path, monkeypatch)
+    at = _run("pages/1_Models.py")
+    onnx_table = at.dataframe[1].value  # after the checkpoints' table
+    assert list(onnx_table["name"]) == ["dense.onnx"] and list(onnx_table["kind"]) == ["onnx"]
+    at.file_uploader(key="models_upload").upload("mine.onnx", onnx_path.read_bytes()).run()
+    at.button(key="models_add_upload").click().run()
+    assert not at.exception
+    assert at.success[0].value.startswith("Added `mine.onnx`: an ONNX classifier run by")
+    assert (tmp_path / "mine.onnx").read_bytes() == onnx_path.read_bytes()
+    at.file_uploader(key="models_upload").upload("bad.onnx", b"\x00\xffjunk").run()
+    at.button(key="models_add_upload").click().run()
+    assert at.error[0].value.startswith("bad.onnx: not an ONNX model")
+    at.run()  # the error ended that run; the next one shows the whole page
+    at.selectbox(key="models_latency_model").set_value("mine.onnx")
+    at.toggle(key="models_latency").set_value(True).run()
+    assert not at.exception
+    assert list(at.dataframe[-1].value["runtime"]) == ["onnxruntime"]

@@ -10,7 +10,10 @@ from fairprune.data import load_dataset
 from fairprune.data.base import summarize
 from fairprune.sweep.results import LONG_COLUMNS
 
-COMMANDS = ["demo", "train", "prune", "finetune", "sweep", "audit", "export", "models", "reproduce"]
+COMMANDS = [
+    "demo", "train", "prune", "finetune", "export-onnx", "sweep", "audit", "export", "models",
+    "reproduce",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", [*COMMANDS, "data summary"])

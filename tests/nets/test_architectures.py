@@ -1,7 +1,9 @@
-"""Every architecture builds from scratch, prunes to a FLOPs target and reloads identically."""
+"""Every architecture builds from scratch, prunes to a FLOPs target and reloads identically; a
+torchvision name is torchvision's exact model."""
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from fairprune.config import PruneConfig
@@ -22,8 +24,40 @@ from fairprune.prune.targeting import prune_model
 def test_registry_keys():
     assert sorted(ARCHITECTURES) == [
         "demo_cnn", "efficientnet_v2_m", "efficientnet_v2_s", "mobilenet_v2", "resnet18",
-        "resnet34", "resnet56", "vgg16",
+        "resnet34", "resnet50", "resnet56", "vgg16", "vgg16_bn", "vgg16_slim",
     ]  # fmt: skip
+
+
+# torchvision's own counts at 1000 classes (its model docs list the same)
+TORCHVISION_PARAMS = {
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet50": 25_557_032,
+    "mobilenet_v2": 3_504_872,
+    "efficientnet_v2_s": 21_458_488,
+    "efficientnet_v2_m": 54_139_356,
+    "vgg16": 138_357_544,
+    "vgg16_bn": 138_365_992,
+}
+
+
+@pytest.mark.parametrize("arch", sorted(TORCHVISION_PARAMS))
+def test_torchvision_names_are_torchvision_models(arch):
+    with torch.device("meta"):  # layout only: VGG-16 at 1000 classes allocates nothing
+        ours = build_model(arch, 1000, 224)
+        theirs = getattr(torchvision.models, arch)(weights=None)
+    assert _params(ours) == TORCHVISION_PARAMS[arch]
+    shapes = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    with torch.device("meta"):
+        assert head_of(build_model(arch, 7, 224)).out_features == 7
+
+
+def test_the_slim_vgg_keeps_its_own_name():
+    with torch.device("meta"):
+        slim = build_model("vgg16_slim", 1000, 224)
+    assert _params(slim) == 15_498_792
+    assert ARCHITECTURES["vgg16"].factory is not ARCHITECTURES["vgg16_slim"].factory
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
@@ -32,8 +66,8 @@ def test_build_prune_save_reload(arch, tmp_path):
     model = build_model(arch, 3, 32).eval()
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3)
     assert head_of(model).out_features == 3
-    if arch == "efficientnet_v2_m":
-        return  # same blocks as _s, four times the tracing time: built and run only
+    if arch in ("efficientnet_v2_m", "resnet50", "vgg16", "vgg16_bn"):
+        return  # same blocks as a smaller entry, several times its pruning time: built and run
     res = prune_model(model, PruneConfig(criterion="l1", target_reduction=0.5), input_size=32)
     assert abs(res.flops_reduction - 0.5) <= 0.01
     rec = save_model(res.model, tmp_path, arch, arch=arch, num_outputs=3, num_classes=3,
@@ -68,7 +102,7 @@ def test_hand_counted_sizes():
     assert len(blocks) == 27
     assert [b.conv2.out_channels for b in blocks[::9]] == [16, 32, 64]
     assert sum(len(b.shortcut) > 0 for b in blocks) == 2
-    vgg = build_model("vgg16", 4, 32)
+    vgg = build_model("vgg16_slim", 4, 32)
     convs = [m for m in vgg.modules() if isinstance(m, nn.Conv2d)]
     assert len(convs) == 13 and sum(isinstance(m, nn.BatchNorm2d) for m in vgg.modules()) == 13
     assert [m.out_features for m in vgg.classifier if isinstance(m, nn.Linear)] == [512, 4]
