@@ -13,8 +13,12 @@ from fairprune.cli.common import (
     _options,
     _print_table,
     _store_paths,
+    add_constrained_args,
+    add_fair_prune_args,
     add_fit_args,
     add_pw_args,
+    constrained_options,
+    fair_prune_options,
     log,
     preset_slugs,
 )
@@ -71,9 +75,13 @@ def cmd_sweep(args) -> int:
         gamma=gamma,
         paired=args.paired,
         finetune=FinetuneConfig(
-            epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            device=args.device,
+            **constrained_options(args),
         ),
-        prune=PruneConfig(device=args.device),
+        prune=PruneConfig(device=args.device, **fair_prune_options(args)),
         n_boot=args.n_boot,
         name=args.name or "",
     )
@@ -175,6 +183,8 @@ def register(sub) -> None:
     add_pw_args(p)
     p.add_argument("--preset", choices=sorted(preset_slugs()), help="the paper's (w_min, γ)")
     p.add_argument("--paired", action="store_true", help="pw_* criteria with PW losses only")
+    add_fair_prune_args(p)
+    add_constrained_args(p)
     add_fit_args(p, epochs=3, lr=2e-3)
     p.add_argument("--n-boot", type=int, default=200)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")

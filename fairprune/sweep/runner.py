@@ -22,12 +22,10 @@ from fairprune.metrics import accuracy_gap, audit, pruning_disparity
 from fairprune.nets.checkpoint import save_model
 from fairprune.nets.flops import count_macs_params
 from fairprune.nets.imports import load_model
-from fairprune.prune.registry import CRITERIA
+from fairprune.prune.registry import CRITERIA, UNSTRUCTURED_METHOD
 from fairprune.prune.targeting import prune_model
-from fairprune.prune.unstructured import unstructured_prune
 from fairprune.sweep.grid import (
     ERR_NO_SPLIT,
-    UNSTRUCTURED,
     Cell,
     cell_key_for,
     iter_cells,
@@ -218,14 +216,21 @@ def _prune_cell(dense, record, bundle, dense_train, config: SweepConfig, cell: C
     """Prune a copy of the dense model for one (criterion, level, seed)."""
     pcfg = replace(
         config.prune,
-        criterion=cell.criterion if cell.criterion != UNSTRUCTURED else "l1",
+        criterion=cell.criterion,
         target_reduction=cell.target_reduction,
         seed=cell.seed,
         min_weight=config.min_weight,
         gamma=config.gamma,
     )
-    if cell.criterion == UNSTRUCTURED:
-        model, sparsity = unstructured_prune(dense, cell.target_reduction)
+    spec = CRITERIA[cell.criterion]
+    if spec.method == UNSTRUCTURED_METHOD:  # single weights zeroed: target = weight sparsity
+        model, sparsity = spec.run(
+            dense,
+            pcfg,
+            split=bundle.splits["train"],
+            input_size=record.input_size,
+            group_names=bundle.group_names,
+        )
         macs, params = count_macs_params(model, record.input_size)
         info = {
             "flops_reduction": 1.0 - macs / record.macs if record.macs else 0.0,
