@@ -66,7 +66,7 @@ class FinetuneConfig:
     augment: bool = False  # augmentation forces dense outputs to be recomputed per batch
     keep_zeros: bool = True  # weights that are exactly 0 (unstructured pruning) stay 0
     constrained_tolerance: float = 0.01  # constrained: ε bounding each group's ψ_g (paper: 1%)
-    constrained_dual_lr: float = 0.01  # constrained: SGD step of the Lagrange multipliers
+    constrained_dual_lr: float = 0.01  # constrained: multipliers' SGD step (authors: 1e-4 to 1e-2)
     constrained_buffer: int = 40  # constrained: last predictions per group behind each ψ_g
     seed: int = 0  # seeds shuffling and augmentation
     device: str = "auto"  # "auto" picks CUDA when present, else CPU

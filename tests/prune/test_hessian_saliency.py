@@ -9,6 +9,7 @@ from torch import nn
 from fairprune.config import PruneConfig
 from fairprune.data.base import SplitData
 from fairprune.errors import FairpruneError
+from fairprune.prune import hessian
 from fairprune.prune import hessian_saliency as hs
 from fairprune.prune.objective import ERR_GROUP_NAME
 from fairprune.prune.registry import CRITERIA
@@ -104,7 +105,7 @@ def test_hessian_diagonal_equals_the_exact_hessian(make, classes, size, method):
     torch.manual_seed(0)
     model = make().eval()
     batches = _batches([5, 3], classes, size)  # unequal batches: the mean is sample-weighted
-    diag, how = hs.hessian_diagonal(model, batches)
+    diag, how = hessian.hessian_diagonal(model, batches)
     assert how == method
     exact = exact_diagonal(model, [x for x, _ in batches], [y for _, y in batches])
     assert set(diag) == set(exact) and len(diag) >= 2
@@ -113,6 +114,7 @@ def test_hessian_diagonal_equals_the_exact_hessian(make, classes, size, method):
     assert max(float(d.abs().max()) for d in exact.values()) > 1e-5  # not a vacuous match
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook")
 def test_ggn_would_not_be_exact_with_smooth_activations():
     # why the tanh chain takes DiagHessian: its GGN diagonal differs from the Hessian's
     from backpack import backpack, extend
@@ -193,10 +195,10 @@ def test_groups_default_to_best_and_worst_dense_accuracy():
 
 
 def test_large_networks_without_an_exact_backpack_path_are_refused(monkeypatch):
-    monkeypatch.setattr(hs, "HVP_MAX_WEIGHTS", 50)
+    monkeypatch.setattr(hessian, "HVP_MAX_WEIGHTS", 50)
     with pytest.raises(FairpruneError) as err:
-        hs.hessian_diagonal(SiLUNet(), _batches([4], 2))
-    assert str(err.value) == hs.ERR_HESSIAN.format(layers="SiLU", n=12 * 6 + 6 * 4, limit=50)
+        hessian.hessian_diagonal(SiLUNet(), _batches([4], 2))
+    assert str(err.value) == hessian.ERR_HESSIAN.format(layers="SiLU", n=12 * 6 + 6 * 4, limit=50)
     with pytest.raises(FairpruneError) as err:
         CRITERIA["fairprune"].run(SiLUNet(), PruneConfig(fairprune_beta=0), split=None)
     assert str(err.value) == hs.ERR_BETA.format(beta=0.0)
