@@ -192,7 +192,8 @@ def _hvp_diagonal(model, batches, counts, total) -> dict[str, torch.Tensor]:
     layers = prunable_weights(model)
     params = [m.weight for _, m in layers]
     sizes = [p.numel() for p in params]
-    diag = torch.zeros(sum(sizes))
+    device = params[0].device
+    diag = torch.zeros(sum(sizes), device=device)
     for (x, y), n in zip(batches, counts, strict=True):
         if n == 0:
             continue
@@ -201,14 +202,14 @@ def _hvp_diagonal(model, batches, counts, total) -> dict[str, torch.Tensor]:
         grads = torch.autograd.grad(loss, params, create_graph=True)
         flat = torch.cat([g.reshape(-1) for g in grads])  # (P,)
         for start in range(0, flat.numel(), HVP_CHUNK):
-            idx = torch.arange(start, min(start + HVP_CHUNK, flat.numel()))
-            basis = torch.zeros(len(idx), flat.numel())
-            basis[torch.arange(len(idx)), idx] = 1.0
+            idx = torch.arange(start, min(start + HVP_CHUNK, flat.numel()), device=device)
+            basis = torch.zeros(len(idx), flat.numel(), device=device)
+            basis[torch.arange(len(idx), device=device), idx] = 1.0
             rows = torch.autograd.grad(
                 flat, params, grad_outputs=basis, retain_graph=True, is_grads_batched=True
             )  # each (chunk, *shape): rows of H
             rows = torch.cat([r.reshape(len(idx), -1) for r in rows], dim=1)  # (chunk, P)
-            diag[idx] += rows[torch.arange(len(idx)), idx].detach() * (n / total)
+            diag[idx] += rows[torch.arange(len(idx), device=device), idx].detach() * (n / total)
     out, start = {}, 0
     for (name, m), size in zip(layers, sizes, strict=True):
         out[name] = diag[start : start + size].view_as(m.weight).clone()

@@ -202,3 +202,42 @@ def test_large_networks_without_an_exact_backpack_path_are_refused(monkeypatch):
     with pytest.raises(FairpruneError) as err:
         CRITERIA["fairprune"].run(SiLUNet(), PruneConfig(fairprune_beta=0), split=None)
     assert str(err.value) == hs.ERR_BETA.format(beta=0.0)
+
+
+def test_direction_the_privileged_group_gives_up_accuracy():
+    """Two groups, two rules (group 0's label is pixel a, group 1's pixel b), both learnt densely.
+
+    S = S_u − β S_p with the smallest pruned removes what only the privileged group needs: the
+    group named privileged loses its rule, the unprivileged group keeps its accuracy. Swapping
+    the names swaps who pays, so the sign (which group's saliency is subtracted) is checked.
+    """
+    rng = np.random.default_rng(0)
+    n = 1000
+    img = rng.integers(0, 256, size=(n, 3, 2, 2)).astype(np.uint8)
+    groups = np.arange(n) % 2
+    img[:, 2, 1, 1] = np.where(groups == 1, 255, 0)
+    labels = np.where(groups == 0, img[:, 0, 0, 0] > 127, img[:, 1, 0, 0] > 127).astype(int)
+    split = SplitData(labels, groups, [str(i) for i in range(n)], 2, images=torch.from_numpy(img))
+    torch.manual_seed(0)
+    dense = nn.Sequential(nn.Flatten(), nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 2))
+    from fairprune.config import TrainConfig
+    from fairprune.train import train_dense
+
+    train_dense(dense, split, TrainConfig(epochs=40, batch_size=100, lr=1e-2))
+
+    def accuracy(model):
+        with torch.no_grad():
+            right = torch.cat([model(x) for x, *_ in split.batches(500)]).argmax(1).numpy()
+        right = right == labels
+        return np.array([right[groups == k].mean() for k in (0, 1)])
+
+    before = accuracy(dense)
+    assert (before > 0.97).all()
+    for privileged, unprivileged in ((0, 1), (1, 0)):
+        cfg = PruneConfig(criterion="fairprune", target_reduction=0.5, calib_batches=4,
+                          calib_batch_size=128, fairprune_privileged=str(privileged),
+                          fairprune_unprivileged=str(unprivileged))  # fmt: skip
+        pruned, _ = CRITERIA["fairprune"].run(dense, cfg, split=split, input_size=2)
+        drop = before - accuracy(pruned)
+        assert drop[privileged] > 0.3  # its rule is gone: about chance on its rows
+        assert drop[unprivileged] < 0.1
