@@ -79,6 +79,8 @@ learning_rate = _number(float, lambda v: 0 < v <= 10, "a finite learning rate in
 unit_float = _number(float, lambda v: 0 <= v <= 1, "a finite number in [0, 1]")
 nonneg_float = _number(float, lambda v: 0 <= v <= 1e6, "a finite number >= 0")
 reduction = _number(float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1")
+beta_float = _number(float, lambda v: 0 < v <= 1, "a finite number in (0, 1]")
+keep_float = _number(float, lambda v: 0 < v < 1, "a fraction strictly between 0 and 1")
 
 
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?")
@@ -261,3 +263,38 @@ def add_fit_args(
                    default=epochs)  # fmt: skip
     p.add_argument("--lr", type=learning_rate, default=lr)
     p.add_argument("--batch-size", type=batch_int, default=128)
+
+
+def add_fair_prune_args(p: argparse.ArgumentParser) -> None:
+    """Options of the fairness-aware unstructured criteria (FairGRAPE, FairPrune)."""
+    p.add_argument("--beta", type=beta_float, default=0.3, help="FairPrune β in (0, 1]")
+    p.add_argument("--privileged", default="", help="FairPrune: group (default best dense)")
+    p.add_argument("--unprivileged", default="", help="FairPrune: group (default worst dense)")
+    p.add_argument(
+        "--keep-per-iter", type=keep_float, default=0.9, help="FairGRAPE: weights kept per round"
+    )
+
+
+def fair_prune_options(args) -> dict:
+    """``PruneConfig`` fields from ``add_fair_prune_args``."""
+    return {
+        "fairprune_beta": args.beta,
+        "fairprune_privileged": args.privileged,
+        "fairprune_unprivileged": args.unprivileged,
+        "fairgrape_keep_per_iter": args.keep_per_iter,
+    }
+
+
+def add_constrained_args(p: argparse.ArgumentParser) -> None:
+    """Options of the ``constrained`` fine-tuning loss (Hashemizadeh et al. 2024)."""
+    p.add_argument(
+        "--epsilon", type=unit_float, default=0.01, help="constrained: ψ_g tolerance (paper 0.01)"
+    )
+    p.add_argument(
+        "--dual-lr", type=learning_rate, default=0.01, help="constrained: multiplier step"
+    )
+
+
+def constrained_options(args) -> dict:
+    """``FinetuneConfig`` fields from ``add_constrained_args``."""
+    return {"constrained_tolerance": args.epsilon, "constrained_dual_lr": args.dual_lr}

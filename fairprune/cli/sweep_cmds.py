@@ -15,10 +15,14 @@ from fairprune.cli.common import (
     _options,
     _print_table,
     _store_paths,
+    add_constrained_args,
     add_device_arg,
+    add_fair_prune_args,
     add_fit_args,
     add_pw_args,
     boot_int,
+    constrained_options,
+    fair_prune_options,
     log,
     preset_slugs,
     reduction,
@@ -94,9 +98,13 @@ def cmd_sweep(args) -> int:
         gamma=gamma,
         paired=args.paired,
         finetune=FinetuneConfig(
-            epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            device=args.device,
+            **constrained_options(args),
         ),
-        prune=PruneConfig(device=args.device),
+        prune=PruneConfig(device=args.device, **fair_prune_options(args)),
         n_boot=args.n_boot,
         name=args.name or "",
     )
@@ -216,6 +224,8 @@ def register(sub) -> None:
     add_pw_args(p)
     p.add_argument("--preset", choices=sorted(preset_slugs()), help="the paper's (w_min, γ)")
     p.add_argument("--paired", action="store_true", help="pw_* criteria with PW losses only")
+    add_fair_prune_args(p)
+    add_constrained_args(p)
     add_fit_args(p, epochs=3, lr=2e-3)
     p.add_argument("--n-boot", type=boot_int, default=200)
     add_device_arg(p)

@@ -30,12 +30,10 @@ from fairprune.nets.checkpoint import save_model
 from fairprune.nets.flops import count_macs_params
 from fairprune.nets.imports import load_model
 from fairprune.nets.manifest import ModelRecord
-from fairprune.prune.registry import CRITERIA
+from fairprune.prune.registry import CRITERIA, UNSTRUCTURED_METHOD
 from fairprune.prune.targeting import prune_model
-from fairprune.prune.unstructured import unstructured_prune
 from fairprune.sweep.grid import (
     ERR_NO_SPLIT,
-    UNSTRUCTURED,
     Cell,
     PruneUnit,
     cell_key_for,
@@ -45,7 +43,7 @@ from fairprune.sweep.grid import (
     validate_sweep,
 )
 from fairprune.train import finetune
-from fairprune.utils import Progress, stable_hash
+from fairprune.utils import Progress, seed_everything, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +168,22 @@ def prune_unit(ctx: SweepContext, unit: PruneUnit) -> tuple[nn.Module, dict, Pru
     config, record = ctx.config, ctx.record
     pcfg = replace(
         config.prune,
-        criterion=unit.criterion if unit.criterion != UNSTRUCTURED else "l1",
+        criterion=unit.criterion,
         target_reduction=unit.target_reduction,
         seed=unit.seed,
         min_weight=config.min_weight,
         gamma=config.gamma,
     )
-    if unit.criterion == UNSTRUCTURED:
-        model, sparsity = unstructured_prune(ctx.dense, unit.target_reduction)
+    spec = CRITERIA[unit.criterion]
+    if spec.method == UNSTRUCTURED_METHOD:  # single weights zeroed: target = weight sparsity
+        seed_everything(unit.seed)  # calibration batches and any random choice of the criterion
+        model, sparsity = spec.run(
+            ctx.dense,
+            pcfg,
+            split=ctx.bundle.splits["train"],
+            input_size=record.input_size,
+            group_names=ctx.bundle.group_names,
+        )
         macs, params = count_macs_params(model, record.input_size)
         info = {
             "flops_reduction": 1.0 - macs / record.macs if record.macs else 0.0,
