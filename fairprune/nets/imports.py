@@ -125,7 +125,7 @@ def _from_state(
     head_name = next(n for n, m in probe.named_modules() if m is head_of(probe))
     head_w = state.get(f"{head_name}.weight")
     if head_w is None or head_w.ndim != 2:
-        detail = f"missing {head_name + '.weight'!r}"
+        detail = f"{head_name + '.weight'!r} is missing or not a (outputs, features) matrix"
         raise FairpruneError(ERR_SHAPES.format(path=source, arch=arch, detail=detail))
     outputs = int(head_w.shape[0])  # (num_outputs, in_features)
     if not 1 <= outputs <= MAX_OUTPUTS:
