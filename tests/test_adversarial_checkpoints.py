@@ -135,7 +135,7 @@ def _header(ref: Ref, **entries) -> dict:
     """The reference header with some entries replaced (None removes one)."""
     out = json.loads(json.dumps(ref.header))
     for key, value in entries.items():
-        key = key.replace("__", ".")
+        key = key if key.startswith("__") else key.replace("__", ".")
         if value is None:
             out.pop(key)
         else:
@@ -309,7 +309,7 @@ def _save_pt(path: Path, obj) -> Path:
 # safetensors whose header lies
 _ST = {
     "st-length-2^63": lambda ref: _st(ref.header, ref.data, length=2**63),
-    "st-length-past-end": lambda ref: _st(ref.header, ref.data, length=len(ref.weights)),
+    "st-length-past-end": lambda ref: _past_end(ref),
     "st-length-zero": lambda ref: _st(b"", ref.data, length=0),
     "st-shorter-than-8": lambda ref: b"\x10\x00\x00",
     "st-zero-bytes": lambda ref: b"",
@@ -320,7 +320,7 @@ _ST = {
     "st-header-a-list": lambda ref: _st(b"[]", b""),
     "st-header-deep": lambda ref: _st(b"[" * 200_000 + b"]" * 200_000, b""),
     "st-overlapping-offsets": lambda ref: _overlap(ref),
-    "st-gap": lambda ref: _lying(ref, data_offsets=[4, _first_tensor(ref)[1]["data_offsets"][1]]),
+    "st-gap": lambda ref: _gap(ref),
     "st-offsets-past-end": lambda ref: _lying(ref, data_offsets=[0, 10**12]),
     "st-negative-offsets": lambda ref: _lying(ref, data_offsets=[-8, 0]),
     "st-offsets-not-ints": lambda ref: _lying(ref, data_offsets=["0", "4"]),
@@ -346,6 +346,21 @@ _ST = {
         _nan_state(ref, float("-inf"), False), metadata={"format": "fairprune-1"}
     ),  # fmt: skip
 }
+
+
+def _gap(ref: Ref) -> bytes:
+    """Every tensor moved 8 bytes on, over 8 bytes of padding nothing claims."""
+    header = json.loads(json.dumps(ref.header))
+    for name, entry in header.items():
+        if name != "__metadata__":
+            entry["data_offsets"] = [o + 8 for o in entry["data_offsets"]]
+    return _st(header, b"\0" * 8 + ref.data)
+
+
+def _past_end(ref: Ref) -> bytes:
+    """A header length one byte longer than header and data together."""
+    raw = json.dumps(ref.header).encode()
+    return _st(raw, ref.data, length=len(raw) + len(ref.data) + 1)
 
 
 def _overlap(ref: Ref) -> bytes:

@@ -373,6 +373,10 @@ def verify_images(paths: list[Path], *, sample: int | None = None, seed: int = 0
 
 def _check_files(dataset: str, where: Path, names: list[str], expects: str) -> None:
     """Raise one error naming every expected file or folder (``name/``) missing in ``where``."""
+    for n in names:  # something is there, but not a file: a FIFO, a device, a folder
+        path = where / n
+        if not n.endswith("/") and os.path.lexists(path) and not path.is_file():
+            raise FairpruneError(ERR_NOT_A_FILE.format(path=path))
     missing = [
         n for n in names if not ((where / n).is_dir() if n.endswith("/") else (where / n).is_file())
     ]

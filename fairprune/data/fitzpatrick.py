@@ -17,7 +17,7 @@ import pandas as pd
 
 from fairprune import paths as fp_paths
 from fairprune.data.base import DatasetBundle, SplitData, _first_rows, _limit, check_groups
-from fairprune.data.csv_table import ERR_CSV_EMPTY_VALUES, read_table
+from fairprune.data.csv_table import ERR_CSV_EMPTY_VALUES, ERR_CSV_NO_ROWS, read_table
 from fairprune.data.files import (
     DEFAULT_VERIFY,
     _check_files,
@@ -236,6 +236,8 @@ def load_fitzpatrick17k(
     csv_path = root / FITZ_CSV
     stays_inside(csv_path, root)
     df = read_table(csv_path, cap=MAX_FITZ_CSV_BYTES)
+    if df.empty:
+        raise FairpruneError(ERR_CSV_NO_ROWS.format(path=csv_path))
     skin_col = next((c for c in SKIN_COLUMNS if c in df.columns), None)
     missing = [c for c in ("md5hash", "three_partition_label") if c not in df.columns]
     if skin_col is None:

@@ -37,6 +37,10 @@ SEED_TOP = 2**32 - 1  # NumPy's legacy seeding takes 32 bits
 MAX_GENERATED_PIXELS = 64_000_000  # images × side² a generated dataset may hold (float32 work ×~30)
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 @dataclass(frozen=True)
 class Range:
     """A closed or half-open interval of allowed numbers."""
@@ -52,8 +56,10 @@ class Range:
         return above and below
 
     def text(self) -> str:
+        if self.high >= 1e9:  # a sanity cap nobody reaches: say only what matters
+            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
         return (
-            f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+            f"in {'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}"
             f"{')' if self.high_open else ']'}"
         )
 
@@ -192,7 +198,7 @@ def _check_range(dataset: str, option: str, value) -> None:
         if _finite_number(v) and v not in bounds:
             raise FairpruneError(
                 ERR_OPTION_RANGE.format(
-                    name=dataset, option=option, bounds=f"in {bounds.text()}", value=_show(value)
+                    name=dataset, option=option, bounds=bounds.text(), value=_show(value)
                 )
             )
     if option in _POSITIVE_SUM and isinstance(value, tuple) and not sum(value) > 0:

@@ -172,7 +172,8 @@ def save_dense_model(
 
 def _corrupt(source: object, exc: Exception, message: str = ERR_CORRUPT) -> FairpruneError:
     lines = str(exc).strip().splitlines()
-    reason = lines[0][:80] if lines else type(exc).__name__  # EOFError has no message
+    reason = lines[0] if lines else type(exc).__name__  # EOFError has no message
+    reason = reason if len(reason) <= 160 else reason[:159] + "…"
     return FairpruneError(message.format(path=source, reason=reason))
 
 
