@@ -56,16 +56,6 @@ from fairprune.utils import sha256_bytes, sha256_file
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # uploads above this go in by path instead
 
 
-ERR_INPUT_SIZE = (
-    "input size {size} is outside {low}..{high} px; choose a size the model was made for."
-)
-
-
-ERR_HEAD_SIZE = (
-    "{path}: the head has {got} outputs, outside 1..{cap}; export the classifier's state dict."
-)
-
-
 ERR_NOT_IN_STORE = "No file {name} in the models folder {store}; check the name."
 
 
