@@ -189,7 +189,9 @@ def test_store_picker_refuses_a_missing_folder(store_env):
 
 
 def test_sweep_page_runs_a_sweep_in_the_background(store_env):
-    at = _run("pages/4_Sparsity_sweep.py")
+    # the fixture's small SynthDerm, so the sweep stays seconds long
+    tiny = ("synthderm", None, None, {"limit": 600, "test_limit": 300})
+    at = _run("pages/4_Sparsity_sweep.py", fp_dataset_choice=tiny)
     at.multiselect(key="sweep_losses").set_value(["pw_soft"])
     at.multiselect(key="sweep_levels").set_value([0.75])
     at.number_input(key="sweep_epochs").set_value(1)
