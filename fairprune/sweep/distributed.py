@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
@@ -69,8 +70,8 @@ ERR_WORKER_LOST = (
 )
 ERR_WORKER_FAILED = "a Ray worker failed on {unit}: {reason}"
 ERR_OTHER_CLUSTER = (
-    "this process is already connected to the Ray cluster at {have}; finish its sweep (or restart "
-    "the app) before sending one to {want}."
+    "a sweep is running on Ray at {have}; wait for it to finish (or cancel it) before sending one "
+    "to {want}."
 )
 ERR_CODE_MISMATCH = (
     "a Ray worker computed sweep {got} where the driver has {want}: the driver and the workers "
@@ -86,6 +87,8 @@ LOCAL = "local"
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # …/fairprune: shipped to a remote cluster
 _WORKER_CONTEXTS: OrderedDict[tuple[str, str], SweepContext] = OrderedDict()
 _STARTED: dict[str, str] = {}  # "address" → what this process ray.init-ed (cleared on shutdown)
+_CONNECT = threading.Lock()  # the dashboard's sweep threads may connect at the same moment
+_ACTIVE = {"runs": 0}  # executors of this process running on the current connection
 
 
 # ---------------------------------------------------------------- payloads (plain data, no pickle)
@@ -265,13 +268,20 @@ def connect(address: str | None = None) -> bool:
     Returns True when this call started the connection (the caller shuts it down), False when
     this process was already connected (a test's ``ray.init``, or an earlier sweep of the app).
     """
-    ray = _ray()
+    with _CONNECT:
+        return _connect(_ray(), address)
+
+
+def _connect(ray, address: str | None) -> bool:
     want = address or LOCAL
     if ray.is_initialized():
         have = _STARTED.get("address")
-        if have is not None and have != want:
+        if have is None or have == want:
+            return False
+        if _ACTIVE["runs"]:
             raise FairpruneError(ERR_OTHER_CLUSTER.format(have=have, want=want))
-        return False
+        ray.shutdown()  # idle, and ours: switch to the place asked for
+        _STARTED.clear()
     kwargs = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
         # workers import fairprune from where this process does, whatever their working directory
@@ -381,7 +391,9 @@ class RayExecutor:
         if not units:
             return
         ray = _ray()
-        started = connect(self.address)
+        with _CONNECT:
+            started = _connect(ray, self.address)
+            _ACTIVE["runs"] += 1
         in_flight: dict = {}  # generator → unit
         try:
             workers, cpus = self._plan_slots()
@@ -417,8 +429,11 @@ class RayExecutor:
         finally:
             for gen in in_flight:
                 ray.cancel(gen)  # an error while recording: no orphan tasks keep the cluster busy
-            if started and self.shutdown:
-                shutdown()
+            with _CONNECT:
+                _ACTIVE["runs"] -= 1
+                if started and self.shutdown and not _ACTIVE["runs"]:
+                    ray.shutdown()
+                    _STARTED.clear()
 
     def _drain(self, ctx, in_flight: dict, *, timeout: float) -> Iterator[CellResult]:
         """Yield every cell that is ready now (waiting up to ``timeout`` for the first one)."""

@@ -557,6 +557,17 @@ class ResultsStore:
 
     # ---------------------------------------------------------------- reading
 
+    def version(self) -> str:
+        """Changes whenever a sweep or a cell is written or deleted (decisions do not count): the
+        dashboard's caches of tables and intervals key on it, so a review decision does not
+        recompute them."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM sweeps), (SELECT COUNT(*) FROM cells), "
+                "(SELECT COALESCE(MAX(created), 0) FROM cells)"
+            ).fetchone()
+        return f"{row[0]}:{row[1]}:{row[2]!r}"
+
     def has_cell(self, cell_key: str) -> bool:
         """True once the cell has been written."""
         with self._connect() as conn:

@@ -203,7 +203,10 @@ def test_sweep_page_runs_a_sweep_in_the_background(store_env):
     assert abs(long[long["loss"] == "pw_soft"]["flops_reduction"].iloc[0] - 0.75) <= 0.01
     at.run()  # the live panel shows the finished cells
     assert "Sweep finished" in [h.value for h in at.subheader]
-    assert len(at.dataframe[0].value) == 2  # the live table: dense + the new cell
+    states = at.dataframe[0].value  # each cell's state, as results arrive
+    assert states[["loss", "level", "state"]].values.tolist() == [["pw_soft", 0.75, "done"]]
+    assert "Running on this process." in _texts(at)
+    assert len(at.dataframe[1].value) == 2  # the live table: dense + the new cell
     # the same settings again: nothing is recomputed, the page says so
     at.button(key="sweep_run").click().run()
     again = jobs.get_job(at.session_state["sweep_job"])

@@ -302,3 +302,24 @@ def test_worker_errors_and_impossible_requests_are_one_line(local_ray, dense, tm
         run_sweep(_config(dense, levels=(0.5,)), store=store, models_dir=tmp_path,
                   executor=RayExecutor(gpus_per_cell=1))  # fmt: skip
     assert str(err.value) == ERR_NO_GPUS.format(want=1, have=0)
+
+
+def test_the_dashboard_sends_a_sweep_to_ray_and_tracks_each_cell(local_ray, dense, serial_run,
+                                                                 tmp_path):  # fmt: skip
+    from fairprune.app import jobs
+
+    config = _config(dense, levels=(0.75,))
+    job = jobs.start_sweep(config, results_path=tmp_path / "r.sqlite", models_dir=tmp_path / "m",
+                           run_on="local", workers=2)  # fmt: skip
+    assert job.where == "local Ray (2 workers)"
+    job.wait(300)
+    assert job.state == "finished", job.error
+    table = job.cell_table()
+    assert list(table["loss"]) == ["ce", "pw"] and list(table["state"]) == ["done", "done"]
+    assert list(table["level"]) == [0.75, 0.75]
+    assert len(ResultsStore(tmp_path / "r.sqlite").cells(job.key)) == 3  # dense + 2 cells
+    # a one-level grid is another sweep, but its unit makes the serial reference's models
+    pruned = {r.loss: r.sha256 for r in list_models(tmp_path / "m") if r.kind == "pruned"}
+    want = {r.loss: r.sha256 for r in list_models(serial_run["models"])
+            if r.kind == "pruned" and r.target_reduction == 0.75}  # fmt: skip
+    assert pruned == want
