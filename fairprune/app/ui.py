@@ -30,6 +30,7 @@ html, body, [class*="css"] { font-size: 18px; }
 
 ERR_NO_MODELS_DIR = "No folder {path}: enter an existing models folder (or clear the box)."
 ERR_NO_RESULTS_DIR = "No folder {path} for the results file: enter a path in an existing folder."
+ERR_PICK_DECISION = "Choose a decision: accept, needs work or reject."
 
 
 def models_dir() -> Path:
@@ -348,6 +349,9 @@ def decision_form(subjects: dict[str, tuple[str, str]], key: str, title: str) ->
     if not submitted:
         return
     kind, subject = subjects[label]
+    if decision is None:
+        st.error(ERR_PICK_DECISION)
+        return
     try:
         row = results_store().record_decision(
             subject=subject, kind=kind, decision=decision or "", reviewer=reviewer,
