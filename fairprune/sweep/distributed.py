@@ -262,6 +262,14 @@ def _ray():
     return ray
 
 
+def _local_cpus() -> int:
+    """CPUs this process may use (its affinity mask, which containers narrow), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def connect(address: str | None = None) -> bool:
     """Join the Ray cluster at ``address``, or start a local Ray (no dashboard) when None.
 
@@ -289,7 +297,7 @@ def _connect(ray, address: str | None) -> bool:
             p for p in (str(_PACKAGE_DIR.parent), os.environ.get("PYTHONPATH")) if p
         )
         ray.init(
-            num_cpus=os.cpu_count() or 1,
+            num_cpus=_local_cpus(),
             include_dashboard=False,
             runtime_env={"env_vars": {"PYTHONPATH": path}},
             **kwargs,
