@@ -62,6 +62,9 @@ def check_allowed(path: str | Path) -> Path:
     return Path(path)
 
 
+ERR_PICK_DECISION = "Choose a decision: accept, needs work or reject."
+
+
 def models_dir() -> Path:
     """The model store this session looks at: the sidebar's choice, else ``paths.models_dir()``."""
     chosen = st.session_state.get("fp_models_dir")
@@ -141,16 +144,8 @@ def guard():
 
 
 def store_version() -> str:
-    """Changes whenever the results database (or its WAL) is written."""
-    base = results_path()
-    parts = []
-    for p in (base, Path(f"{base}-wal")):
-        try:
-            s = p.stat()
-        except FileNotFoundError:  # SQLite removes the WAL when its last connection closes
-            continue
-        parts.append(f"{s.st_size}:{s.st_mtime_ns}")
-    return "|".join(parts)
+    """Changes whenever a sweep or a cell is written to the results store (not on decisions)."""
+    return results_store().version()
 
 
 def results_store():
@@ -268,13 +263,52 @@ def _predictions(path: str, sha256: str, name: str, root, csv, options_json: str
     )
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _stored(path: str, version: str, sha256: str, split_key: str, n_boot: int | None):
+    """(StoredPredictions, per-group table or None) of the model's newest stored cell, or None."""
+    from fairprune.sweep.results import ResultsStore
+
+    store = ResultsStore(path)
+    key = store.cell_of_model(sha256, split_key)
+    if key is None:
+        return None
+    table = None
+    if n_boot is not None and store.cell_config(key).get("sweep", {}).get("n_boot") == n_boot:
+        table = store.cell_groups(key)  # the sweep's own audit, intervals included
+    return store.predictions([key])[key], table
+
+
+def stored_predictions(sha256: str, split_key: str):
+    """The per-sample predictions a sweep stored for this model on ``split_key``, or None."""
+    found = _stored(str(results_path()), store_version(), sha256, split_key, None)
+    return None if found is None else found[0]
+
+
 def predictions(record, split: str = "test"):
-    """Predictions of a stored model on the current dataset's split, computed once."""
+    """Predictions of a model on the current dataset's split: read from the results store when
+    the model is a stored sweep cell on these very rows, else computed once (and cached)."""
     name, root, csv, options = current_dataset_choice()
+    bundle = current_dataset()
+    stored = stored_predictions(record.sha256, f"{bundle.fingerprint}-{split}")
+    if stored is not None:
+        return stored
     return _predictions(
         record.path, record.sha256, name, root or None, csv or None,
         json.dumps(options or {}, sort_keys=True), split,
     )  # fmt: skip
+
+
+def audit_table(record, bundle, *, intersectional: bool = False, n_boot: int = 200):
+    """A model's per-group audit on the test split: the table its sweep stored when the model is
+    a sweep cell audited with the same bootstrap, else computed from its predictions."""
+    from fairprune.metrics import audit
+
+    if not intersectional:
+        split_key = f"{bundle.fingerprint}-test"
+        found = _stored(str(results_path()), store_version(), record.sha256, split_key, n_boot)
+        if found is not None and found[1] is not None:
+            return found[1]
+    return audit(predictions(record), bundle, intersectional=intersectional, n_boot=n_boot)
 
 
 def model_records(dataset_name: str | None = None):
@@ -393,3 +427,70 @@ def headline_text(sweep_id: str | None) -> str:
     except FairpruneError as exc:
         return str(exc)
     return head["headline"] if head else NO_PRUNED
+
+
+def decisions(sweep_id: str | None = None, subject: str | None = None) -> pd.DataFrame:
+    """Review decisions from the store, oldest first (read fresh: the table is small)."""
+    return results_store().decisions(sweep_id=sweep_id, subject=subject)
+
+
+def decision_form(subjects: dict[str, tuple[str, str]], key: str, title: str) -> None:
+    """A form to record one review decision, for a review meeting.
+
+    Parameters
+    ----------
+    subjects : dict
+        Label → (kind, subject): what can be decided on here ("sweep", its id) or ("model",
+        its SHA-256). One entry shows no chooser.
+    key : str
+        The page's widget-key prefix.
+    title : str
+        The form's heading.
+    """
+    from fairprune.sweep.results import DECISIONS
+
+    with st.form(f"{key}_decision_form", clear_on_submit=False):
+        st.markdown(f"**{title}**")
+        labels = list(subjects)
+        label = (
+            st.selectbox("About", labels, key=f"{key}_decision_about")
+            if len(labels) > 1
+            else labels[0]
+        )
+        c1, c2 = st.columns([1, 2])
+        reviewer = c1.text_input(
+            "Reviewer", value=st.session_state.get("fp_reviewer", ""), key=f"{key}_reviewer"
+        )
+        decision = c2.radio(
+            "Decision", DECISIONS, horizontal=True, index=None, key=f"{key}_decision"
+        )
+        comment = st.text_area("Comment", key=f"{key}_comment", height=80)
+        submitted = st.form_submit_button("Record decision", key=f"{key}_decision_submit")
+    if not submitted:
+        return
+    kind, subject = subjects[label]
+    if decision is None:
+        st.error(ERR_PICK_DECISION)
+        return
+    try:
+        row = results_store().record_decision(
+            subject=subject, kind=kind, decision=decision or "", reviewer=reviewer,
+            comment=comment,
+        )  # fmt: skip
+    except FairpruneError as exc:
+        st.error(str(exc))
+        return
+    st.session_state["fp_reviewer"] = row["reviewer"]  # this session's name, on every page
+    st.success(f"Recorded: {row['decision']} on {label} by {row['reviewer']} at "
+               f"{row['created']}. Decisions are never overwritten.")  # fmt: skip
+
+
+def show_decisions(table: pd.DataFrame, cells: pd.DataFrame, sweeps: pd.DataFrame, key: str):
+    """The decisions as a table, newest first (or a caption when there are none)."""
+    from fairprune.app.views import decisions_display
+
+    if table.empty:
+        st.caption("No review decisions yet.")
+        return
+    shown = decisions_display(table, cells, sweeps).iloc[::-1].reset_index(drop=True)
+    st.dataframe(shown, hide_index=True, key=f"{key}_decisions")

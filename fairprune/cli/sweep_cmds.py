@@ -77,6 +77,7 @@ def cmd_demo(args) -> int:
 def cmd_sweep(args) -> int:
     from fairprune.config import FinetuneConfig, PruneConfig, SweepConfig
     from fairprune.loss import PW_PRESETS
+    from fairprune.sweep.distributed import make_executor
     from fairprune.sweep.results import ResultsStore
     from fairprune.sweep.runner import run_sweep, summary_table
 
@@ -108,9 +109,12 @@ def cmd_sweep(args) -> int:
         n_boot=args.n_boot,
         name=args.name or "",
     )
+    executor = make_executor(
+        args.executor, workers=args.workers, address=args.address, gpus_per_cell=args.gpus_per_cell
+    )  # bad --workers/--gpus-per-cell fail here, before anything runs
     store = ResultsStore(results)
     bar = TqdmProgress("sweep")
-    sweep_id = run_sweep(cfg, store=store, models_dir=models, progress=bar)
+    sweep_id = run_sweep(cfg, store=store, models_dir=models, progress=bar, executor=executor)
     bar.close()
     print(f"sweep {sweep_id} -> {results}")
     _print_table(summary_table(store, sweep_id))
@@ -199,6 +203,7 @@ def register(sub) -> None:
     """Add ``demo``, ``sweep``, ``export`` and ``reproduce`` to the sub-command parsers."""
     from fairprune.loss import LOSSES
     from fairprune.reproduce import EXPERIMENTS
+    from fairprune.sweep.distributed import EXECUTORS
     from fairprune.sweep.grid import criterion_names
 
     p = sub.add_parser("demo", help="SynthDerm → dense model → CE vs PW sweep → per-group table")
@@ -230,6 +235,19 @@ def register(sub) -> None:
     p.add_argument("--n-boot", type=boot_int, default=200)
     add_device_arg(p)
     p.add_argument("--name", default=None)
+    p.add_argument(
+        "--executor",
+        choices=list(EXECUTORS),
+        default="serial",
+        help="serial: cells one after another in this process; ray: on Ray workers (a local Ray, "
+        "or the cluster at --address); only this process writes the models and the results",
+    )
+    p.add_argument("--workers", type=int, default=None, help="ray: units in flight at once "
+                   "(default: one per CPU of the cluster, or per GPU share)")  # fmt: skip
+    p.add_argument("--address", default=None, help="ray: 'auto' (the cluster of `ray start`) or "
+                   "ray://HOST:10001; default: start a local Ray")  # fmt: skip
+    p.add_argument("--gpus-per-cell", type=float, default=0.0,
+                   help="ray: GPUs each unit reserves (fractions share a GPU)")  # fmt: skip
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("export", help="write the results store as long-format CSV")
