@@ -2,7 +2,6 @@
 
 import base64
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -233,14 +232,6 @@ def test_forgotten_page_rates_equal_backend(store_env):
     assert list(shown["forgotten"]) == list(rates["forgotten"])
     np.testing.assert_allclose(shown["rate"], rates["rate"] * 100)
     assert len(at.get("plotly_chart")) == 1
-
-
-def test_report_page_offers_both_downloads(store_env):
-    t0 = time.perf_counter()
-    at = _run("pages/6_Report.py")
-    labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Download HTML report", "Download CSV (one row per model × group)"]
-    assert time.perf_counter() - t0 < 120
 
 
 def _onnx_store(store_env, tmp_path, monkeypatch):
