@@ -82,19 +82,19 @@ def _store_picker() -> None:
     with st.expander("Store locations"):
         m = st.text_input("Models folder", value=str(models_dir()), key="ui_models_dir").strip()
         r = st.text_input("Results file", value=str(results_path()), key="ui_results").strip()
-        # the configured locations always work; another folder must lie under an allowed root
-        if m and not Path(m).expanduser().is_dir():
-            st.error(ERR_NO_MODELS_DIR.format(path=m))
-        elif m and Path(m).expanduser() != paths.models_dir() and not paths.is_allowed(m):
-            roots = ", ".join(str(p) for p in paths.allowed_roots())
+        # the configured locations always work; another must lie under an allowed root (checked
+        # first, so a visitor cannot even learn which folders exist elsewhere on the server)
+        roots = ", ".join(str(p) for p in paths.allowed_roots())
+        if m and Path(m).expanduser() != paths.models_dir() and not paths.is_allowed(m):
             st.error(ERR_NOT_ALLOWED.format(path=m, roots=roots))
+        elif m and not Path(m).expanduser().is_dir():
+            st.error(ERR_NO_MODELS_DIR.format(path=m))
         elif m:
             st.session_state["fp_models_dir"] = str(Path(m).expanduser())
-        if r and not Path(r).expanduser().parent.is_dir():
-            st.error(ERR_NO_RESULTS_DIR.format(path=Path(r).parent))
-        elif r and Path(r).expanduser() != paths.results_path() and not paths.is_allowed(r):
-            roots = ", ".join(str(p) for p in paths.allowed_roots())
+        if r and Path(r).expanduser() != paths.results_path() and not paths.is_allowed(r):
             st.error(ERR_NOT_ALLOWED.format(path=r, roots=roots))
+        elif r and not Path(r).expanduser().parent.is_dir():
+            st.error(ERR_NO_RESULTS_DIR.format(path=Path(r).parent))
         elif r:
             st.session_state["fp_results_path"] = str(Path(r).expanduser())
 

@@ -155,7 +155,7 @@ def load_model(
 def _load_state_dict(path: Path, arch, num_classes, input_size) -> tuple[nn.Module, ModelRecord]:
     if not arch:
         raise FairpruneError(ERR_NEED_ARCH.format(path=path))
-    size = check_file(path, cap=MAX_WEIGHTS_BYTES, what="checkpoint")  # before torch opens it
+    nbytes = check_file(path, cap=MAX_WEIGHTS_BYTES, what="checkpoint")  # before torch opens it
     state = _read_pt(path, path)
     model, outputs, classes, size, kind = _from_state(state, path, arch, num_classes, input_size)
 
@@ -170,7 +170,7 @@ def _load_state_dict(path: Path, arch, num_classes, input_size) -> tuple[nn.Modu
         macs=macs,
         params=params,
         sha256=sha256_file(path),
-        file_size=size,
+        file_size=nbytes,
         path=str(path),
     )
     return model, record

@@ -179,9 +179,10 @@ def test_sweep_page_charts_and_cells(store_env):
     )
 
 
-def test_store_picker_refuses_a_missing_folder(store_env):
+def test_store_picker_refuses_a_missing_folder(store_env, monkeypatch):
     from fairprune.app import ui
 
+    monkeypatch.setenv("FAIRPRUNE_ALLOWED_ROOTS", "/no")  # allowed, but not there
     at = _run("pages/4_Sparsity_sweep.py")
     at.text_input(key="ui_models_dir").input("/no/such/folder").run()
     assert at.sidebar.error[0].value == ui.ERR_NO_MODELS_DIR.format(path="/no/such/folder")
