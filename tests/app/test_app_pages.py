@@ -188,7 +188,24 @@ def test_store_picker_refuses_a_missing_folder(store_env, monkeypatch):
     assert at.sidebar.error[0].value == ui.ERR_NO_MODELS_DIR.format(path="/no/such/folder")
 
 
-def test_sweep_page_runs_a_sweep_in_the_background(store_env):
+@pytest.fixture
+def private_store(store_env, tmp_path, monkeypatch):
+    """Copies of the fixture's results store and model folder, for a test that runs a sweep
+    (its new sweep and models must not show up in the other tests' shared store)."""
+    import shutil
+    import sqlite3
+
+    results, models = tmp_path / "results.sqlite", tmp_path / "models"
+    with sqlite3.connect(store_env["results"]) as src, sqlite3.connect(results) as dst:
+        src.backup(dst)
+    shutil.copytree(store_env["models"], models)
+    monkeypatch.setenv("FAIRPRUNE_RESULTS", str(results))
+    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(models))
+    return {**store_env, "results": results, "models": models}
+
+
+def test_sweep_page_runs_a_sweep_in_the_background(private_store):
+    store_env = private_store
     # the fixture's small SynthDerm, so the sweep stays seconds long
     tiny = ("synthderm", None, None, {"limit": 600, "test_limit": 300})
     at = _run("pages/4_Sparsity_sweep.py", fp_dataset_choice=tiny)
