@@ -396,7 +396,9 @@ def test_upload_state_dict_and_safetensors(tmp_path):
     torch.save(model.state_dict(), buf)
     kw = dict(arch="demo_cnn", num_classes=2, input_size=16, dataset="synthderm")
     rec = import_upload(buf.getvalue(), "my model.pt", tmp_path, **kw)
-    assert (rec.name, rec.kind, rec.dataset, rec.config) == (
+    config = dict(rec.config)
+    assert set(config.pop("environment")) == {"torch", "threads", "device"}  # where it was made
+    assert (rec.name, rec.kind, rec.dataset, config) == (
         "my_model",
         "dense",
         "synthderm",
