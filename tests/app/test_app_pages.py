@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import plotly.io
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fairprune.app import views
@@ -22,6 +23,10 @@ from tests.conftest import ROOT
 
 
 def _run(page: str, **state) -> AppTest:
+    # each AppTest starts with empty Streamlit caches, as a fresh server would: a table cached by
+    # an earlier test (same model, other data or settings) must not stand in for this one's
+    st.cache_data.clear()
+    st.cache_resource.clear()
     at = AppTest.from_file(str(ROOT / page), default_timeout=180)
     for k, v in state.items():
         at.session_state[k] = v
