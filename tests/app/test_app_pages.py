@@ -343,7 +343,8 @@ def test_overview_records_decisions_on_the_sweep(own_store):
     from fairprune.app.ui import ERR_PICK_DECISION
     from fairprune.sweep.results import ERR_NO_REVIEWER
 
-    at = _run("app.py")
+    # other tests add sweeps to the shared store: look at the fixture's, whichever is newest
+    at = _run("app.py", overview_sweep=own_store["sweep_id"])
     assert "No review decisions yet." in _texts(at)
     at.radio(key="overview_decision").set_value("accept")
     at.button(key="overview_decision_submit").click().run()
@@ -413,9 +414,12 @@ def test_audit_reads_stored_predictions_and_decides_on_a_model(own_store, monkey
 
 def test_forgotten_page_reads_stored_predictions(own_store, monkeypatch):
     _no_model_runs(monkeypatch)
-    at = _run("pages/5_What_pruning_forgot.py", fp_dataset_choice=FIXTURE_DATA)
     store = ResultsStore(own_store["results"])
     cells = store.cells(own_store["sweep_id"]).set_index("model")
+    pick = cells[cells["criterion"] != "dense"].index[-1]  # one of the fixture sweep's models
+    at = _run("pages/5_What_pruning_forgot.py", fp_dataset_choice=FIXTURE_DATA,
+              forgot_pruned=pick)  # fmt: skip
+    assert at.selectbox(key="forgot_pruned").value == pick
     dense = store.predictions([cells.loc[own_store["dense"].name, "cell_key"]])
     pruned = store.predictions([cells.loc[at.selectbox(key="forgot_pruned").value, "cell_key"]])
     (dp,), (pp,) = dense.values(), pruned.values()
@@ -429,7 +433,7 @@ def test_report_lists_and_records_decisions_and_carries_them_into_the_report(own
     store = ResultsStore(own_store["results"])
     sweep = own_store["sweep_id"]
     store.record_decision(subject=sweep, kind="sweep", decision="accept", reviewer="Ana")
-    at = _run("pages/6_Report.py")
+    at = _run("pages/6_Report.py", report_sweep=sweep)
     assert at.dataframe[0].value["decision"].tolist() == ["accept"]
     model = store.cells(sweep).query("criterion != 'dense'").iloc[0]
     at.selectbox(key="report_decision_about").set_value(f"model {model['model']}")
