@@ -19,7 +19,12 @@ Each ratio is measured in one run, the two sides interleaved and repeated, media
   layout ("extended")), at 1 and 2 intra-op threads, the
   dense and pruned models measured interleaved in one table (``evaluate.latency_table``).
   ``best_fraction_of_ideal_64`` is the best batch-64 ratio ÷ the ideal (target ≥ 0.75), and
-  ``ms_per_image`` gives the absolute latencies behind every ratio.
+  ``ms_per_image`` gives the absolute latencies behind every ratio. ``--only speed`` runs just (c)
+  and (d).
+- ray_sweep_over_serial: wall time of an 8-cell demo-like sweep (SynthDerm, demo CNN, L1 × {CE, PW}
+  × the demo's levels, the demo's fine-tuning) run on a local Ray with 2 workers ÷ the same sweep
+  run serially in this process, Ray start-up and shut-down included, both from empty stores in
+  this one run. Target ≤ 0.8 on 2 cores. ``--only ray`` runs just this; ``--only core`` skips it.
 - page_first_chart_s: seconds from navigation to the first chart per dashboard page, as measured by
   the browser test (tests/test_browser.py writes artifacts/page_timings.json), when present.
 """
@@ -32,6 +37,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -41,8 +47,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from fairprune.config import FinetuneConfig, PruneConfig, TrainConfig  # noqa: E402
+from fairprune.config import FinetuneConfig, PruneConfig, SweepConfig, TrainConfig  # noqa: E402
 from fairprune.data import load_dataset  # noqa: E402
+from fairprune.demo import DEMO_FINETUNE, DEMO_PW  # noqa: E402
 from fairprune.evaluate import (  # noqa: E402
     dense_outputs,
     latency_table,
@@ -50,6 +57,7 @@ from fairprune.evaluate import (  # noqa: E402
     predict,
 )
 from fairprune.nets.architectures import build_model  # noqa: E402
+from fairprune.nets.checkpoint import save_dense_model  # noqa: E402
 from fairprune.nets.deploy import (  # noqa: E402
     ONNXRUNTIME,
     TORCH,
@@ -107,6 +115,52 @@ def runtime_speedups(dense, pruned, input_size: int, args) -> tuple[dict, dict]:
     return ratios, ms
 
 
+def ray_over_serial(bundle, dense, workers: int = 2) -> dict:
+    """Wall times of the same 8-cell demo-like sweep serially and on a fresh local Ray."""
+    from fairprune.sweep.distributed import run_sweep_ray
+    from fairprune.sweep.results import ResultsStore
+    from fairprune.sweep.runner import run_sweep
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        record = save_dense_model(
+            dense, base / "dense", "dense", bundle=bundle, arch="demo_cnn",
+            num_outputs=bundle.num_classes, config={"bench": True},
+        )  # fmt: skip
+        config = SweepConfig(
+            dataset="synthderm", dense_model=record.path, criteria=("l1",), losses=("ce", "pw"),
+            reductions=(0.5, 0.75, 0.9, 0.97), seeds=(0,), min_weight=DEMO_PW[0], gamma=DEMO_PW[1],
+            finetune=DEMO_FINETUNE, name="bench",
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        run_sweep(config, store=ResultsStore(base / "serial.sqlite"), models_dir=base / "serial")
+        serial = time.perf_counter() - t0
+        t0 = time.perf_counter()  # includes starting the local Ray and its workers
+        run_sweep_ray(config, workers=workers, store=ResultsStore(base / "ray.sqlite"),
+                      models_dir=base / "ray")  # fmt: skip
+        ray_s = time.perf_counter() - t0
+        cells = len(ResultsStore(base / "ray.sqlite").cells()) - 1
+    return {
+        "ray_sweep_over_serial": round(ray_s / serial, 4),
+        "ray_sweep_s": round(ray_s, 1),
+        "serial_sweep_s": round(serial, 1),
+        "ray_sweep_cells": cells,
+        "ray_workers": workers,
+    }
+
+
+def _page_lines(timings: dict) -> list[str]:
+    if not any(isinstance(v, dict) for v in timings.values()):  # the old flat format
+        timings = {"warm": timings}
+    lines = []
+    for phase, target in (("warm", 1.0), ("during_sweep", 2.0), ("after_sweep", 2.0)):
+        for page, secs in timings.get(phase, {}).items():
+            mark = "ok" if secs <= target else "over"
+            lines.append(f"first chart, {phase:<12} {page:<22} {secs:5.2f} s "
+                         f"(target ≤ {target:g} s: {mark})")  # fmt: skip
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -114,10 +168,11 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, nargs="+", default=[1, 2], help="intra-op threads to compare"
     )
-    parser.add_argument(
-        "--speed-only", action="store_true", help="only the pruned speed-ups (sections c, d)"
-    )
+    parser.add_argument("--only", choices=["all", "core", "ray", "speed"], default="all",
+                        help="core: the training/eval/latency ratios; ray: the Ray sweep ratio; "
+                        "speed: the pruned speed-ups on every runtime only")  # fmt: skip
     args = parser.parse_args()
+    args.speed_only = args.only == "speed"
 
     bundle = load_dataset("synthderm")
     train, test = bundle.splits["train"], bundle.splits["test"]
@@ -126,6 +181,10 @@ def main() -> int:
     pruned = prune_model(
         dense, PruneConfig(criterion="l1", target_reduction=0.75), input_size=bundle.input_size
     )
+    if args.only == "ray":
+        result = ray_over_serial(bundle, dense)
+        print(json.dumps(result) if args.json else _ray_line(result))
+        return 0
     logits = dense_outputs(dense, train)  # (N, K), cached once as the sweep does
 
     pw_over_ce = eval_over_bare = None
@@ -189,6 +248,8 @@ def main() -> int:
         "ms_per_image": ms,
         "torch_threads": torch.get_num_threads(),
     }
+    if args.only == "all":
+        result.update(ray_over_serial(bundle, dense))
     timings = ROOT / "artifacts" / "page_timings.json"
     if timings.exists():
         result["page_first_chart_s"] = json.loads(timings.read_text())
@@ -228,10 +289,20 @@ def main() -> int:
             f"best batch-64 speed-up ÷ ideal: {frac['wall']:.2f} wall clock, {frac['cpu']:.2f} "
             "CPU time (target ≥ 0.75)"
         )
-        if "page_first_chart_s" in result:
-            for page, secs in result["page_first_chart_s"].items():
-                print(f"first chart on {page:<28} {secs:.2f} s (target ≤ 2 s)")
+        if "ray_sweep_over_serial" in result:
+            print(_ray_line(result))
+        for line in _page_lines(result.get("page_first_chart_s", {})):
+            print(line)
     return 0
+
+
+def _ray_line(result: dict) -> str:
+    return (
+        f"Ray ({result['ray_workers']} workers) ÷ serial sweep wall time "
+        f"{result['ray_sweep_over_serial']:.3f}  (target ≤ 0.8; {result['ray_sweep_cells']} "
+        f"cells: {result['ray_sweep_s']:.0f} s vs {result['serial_sweep_s']:.0f} s, Ray "
+        "start-up included)"
+    )
 
 
 if __name__ == "__main__":

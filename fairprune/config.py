@@ -26,7 +26,9 @@ class PruneConfig:
     """How one structured (or unstructured) pruning step is made."""
 
     criterion: str = "l1"  # key of fairprune.prune.CRITERIA
-    target_reduction: float = 0.75  # wanted FLOPs (MACs) reduction, 1 - macs_pruned / macs_dense
+    target_reduction: float = (
+        0.75  # FLOPs reduction 1 - macs_pruned/macs_dense (unstructured: sparsity)
+    )
     tolerance: float = 0.01  # accepted |reached - target|, as a fraction (0.01 = 1 point)
     min_weight: float = 0.75  # PW loss w_min for PW criteria (reference default)
     gamma: float = 5.0  # PW loss focusing exponent for PW criteria (reference default)
@@ -40,6 +42,13 @@ class PruneConfig:
     autobot_lambda_h: float = 0.0  # AutoBot weight of the gate-polarisation term
     taylor_step_batches: int = 4  # iterative Taylor: batches trained between removals
     taylor_step_lr: float = 0.01  # iterative Taylor: SGD learning rate between removals
+    fairgrape_keep_per_iter: float = 0.9  # FairGRAPE: share of remaining weights kept per round
+    fairgrape_step_batches: int = 4  # FairGRAPE: training batches fine-tuned on between rounds
+    fairgrape_step_lr: float = 0.01  # FairGRAPE: SGD (momentum 0.9) learning rate of that fine-tune
+    fairgrape_batch: int = 1  # FairGRAPE: weights taken per deficit check (1 = exact greedy)
+    fairprune_beta: float = 0.3  # FairPrune β in (0, 1]: weight of the privileged group's saliency
+    fairprune_privileged: str = ""  # FairPrune: group name or index; "" = best dense group
+    fairprune_unprivileged: str = ""  # FairPrune: group name or index; "" = worst dense group
     device: str = "auto"  # "auto" picks CUDA when present, else CPU
 
 
@@ -47,7 +56,7 @@ class PruneConfig:
 class FinetuneConfig:
     """How a pruned model is fine-tuned."""
 
-    loss: str = "ce"  # key of fairprune.loss.LOSSES: ce, pw, pw_weights, pw_soft
+    loss: str = "ce"  # key of fairprune.loss.LOSSES: ce, pw, pw_weights, pw_soft, constrained
     min_weight: float = 0.75  # PW loss w_min (reference default)
     gamma: float = 5.0  # PW loss focusing exponent γ (reference default)
     epochs: int = 4  # passes over the training split
@@ -55,6 +64,10 @@ class FinetuneConfig:
     weight_decay: float = 5e-4  # AdamW decoupled weight decay
     batch_size: int = 128  # samples per optimisation step
     augment: bool = False  # augmentation forces dense outputs to be recomputed per batch
+    keep_zeros: bool = True  # weights that are exactly 0 (unstructured pruning) stay 0
+    constrained_tolerance: float = 0.01  # constrained: ε bounding each group's ψ_g (paper: 1%)
+    constrained_dual_lr: float = 0.01  # constrained: multipliers' SGD step (authors: 1e-4 to 1e-2)
+    constrained_buffer: int = 40  # constrained: last predictions per group behind each ψ_g
     seed: int = 0  # seeds shuffling and augmentation
     device: str = "auto"  # "auto" picks CUDA when present, else CPU
 

@@ -178,10 +178,15 @@ class LossSpec:
     uses_dense: bool  # needs the dense model's outputs for each batch
     soft_targets: bool  # PW soft targets on
     sample_weights: bool  # PW sample weights on
+    constrained: bool = False  # CE under per-group excess-gap constraints (fairprune.constrained)
 
     def make(self, min_weight: float = 0.75, gamma: float = 5.0) -> LossFn:
-        """Return ``fn(logits, targets, dense_logits) -> scalar loss``."""
-        if not self.uses_dense:
+        """Return ``fn(logits, targets, dense_logits) -> scalar loss``.
+
+        For ``constrained`` this is the objective alone (cross-entropy); the constraints live in
+        ``fairprune.constrained``, which ``fairprune.train.finetune`` dispatches to.
+        """
+        if self.constrained or not self.uses_dense:
             return lambda logits, targets, dense_logits=None: cross_entropy(logits, targets)
         _check_args(min_weight, gamma, "mean")
 
@@ -204,6 +209,10 @@ LOSSES: dict[str, LossSpec] = {
     "pw": LossSpec("performance-weighted (PW)", True, True, True),
     "pw_weights": LossSpec("PW weights only (ablation)", True, False, True),
     "pw_soft": LossSpec("PW soft targets only (ablation)", True, True, False),
+    # Hashemizadeh et al. 2024: CE with ψ_g ≤ ε per group; needs the dense outputs for ψ_g
+    "constrained": LossSpec(
+        "CE, constrained excess gaps (Balancing Act)", True, False, False, True
+    ),
 }
 
 PW_PRESETS: dict[str, tuple[float, float]] = {

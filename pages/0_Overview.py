@@ -51,10 +51,7 @@ if long.empty:
 sweep_id = ui.pick_sweep("overview_sweep")
 long = ui.long_table(sweep_id)
 cells = ui.cells_table(sweep_id)
-st.markdown(
-    f"<div class='fp-headline'>{html.escape(ui.headline_text(sweep_id))}</div>",
-    unsafe_allow_html=True,
-)
+headline = st.empty()  # filled after the chart: the chart must not wait for the intervals
 done, total = views.sweep_progress(ui.sweeps_table(), sweep_id)
 if done < total:
     st.info(
@@ -85,6 +82,10 @@ with right:
         st.caption("⚠️ SynthDerm is synthetic: no real patients.")
 with left:
     st.plotly_chart(charts.accuracy_vs_reduction(long), width="stretch", key="overview_main")
+headline.markdown(
+    f"<div class='fp-headline'>{html.escape(ui.headline_text(sweep_id))}</div>",
+    unsafe_allow_html=True,
+)
 
 st.subheader("Explore")
 cols = st.columns(6)
@@ -101,3 +102,11 @@ for col, (page, label) in zip(
     strict=True,
 ):
     col.page_link(page, label=label)
+
+st.subheader("Review")
+st.caption("Record the meeting's decision on this sweep. Decisions are kept in the results "
+           "store, never overwritten, and go into the report and the CSV.")  # fmt: skip
+sweeps = ui.sweeps_table()
+label = views.sweep_label(sweeps, sweep_id)
+ui.decision_form({label: ("sweep", sweep_id)}, key="overview", title=f"Decision on {label}")
+ui.show_decisions(ui.decisions(subject=sweep_id), cells, sweeps, key="overview")

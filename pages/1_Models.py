@@ -8,19 +8,21 @@ from fairprune.app.api import (
     ARCHITECTURES,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_ONNX_BYTES,
+    add_by_path,
     import_onnx,
     import_upload,
     load_for_audit,
-    load_model,
     record_to_row,
+    store_file,
 )
 
 ui.setup_page("Models")
 st.title("Models")
 st.caption(f"Checkpoints in `{ui.models_dir()}`: safetensors weights + a JSON manifest each.")
 
-records = ui.model_records()
-onnx_records = ui.onnx_records()
+with ui.guard():
+    records = ui.model_records()
+    onnx_records = ui.onnx_records()
 if records:
     table = pd.DataFrame([record_to_row(r) for r in records])
     st.dataframe(
@@ -114,29 +116,25 @@ with path_tab:
     rel = st.text_input("File name inside the models folder", key="models_path",
                         placeholder="my_model.pth")  # fmt: skip
     if rel and st.button("Add from path", key="models_add_path"):
-        with ui.guard():
-            target = (ui.models_dir() / rel).resolve()
-            if ui.models_dir().resolve() not in target.parents:
-                st.error("Only files inside the models folder can be added by path; copy it there.")
-                st.stop()
-            if not target.is_file():
-                st.error(f"No file {rel} in the models folder; check the name.")
-                st.stop()
-            if target.suffix.lower() == ".onnx":
-                _model, rec = load_for_audit(target, num_classes=bundle.num_classes,
+        with ui.guard():  # the file must stay inside the store (checked, symlinks resolved)
+            if rel.lower().endswith(".onnx"):
+                _model, rec = load_for_audit(store_file(ui.models_dir(), rel),
+                                             num_classes=bundle.num_classes,
                                              input_size=bundle.input_size)  # fmt: skip
                 st.success(f"`{rec.name}` is a valid ONNX classifier, listed above: audit only, "
                            "not prunable.")  # fmt: skip
-            elif target.suffix.lower() in (".safetensors", ".json"):
-                _model, rec = load_model(target, num_classes=bundle.num_classes)
-                st.success(f"`{rec.name}` is a valid fairprune checkpoint already in the store.")
             else:
-                rec = import_upload(
-                    target.read_bytes(), target.name, ui.models_dir(), arch=arch,
+                rec, already = add_by_path(
+                    ui.models_dir(), rel, arch=arch,
                     num_classes=bundle.num_classes, input_size=bundle.input_size,
                     dataset=bundle.name, dataset_fingerprint=bundle.fingerprint,
                 )  # fmt: skip
-                st.success(f"Added `{rec.name}` ({rec.params:,} params).")
+                if already:
+                    st.success(
+                        f"`{rec.name}` is a valid fairprune checkpoint already in the store."
+                    )
+                else:
+                    st.success(f"Added `{rec.name}` ({rec.params:,} params).")
 
 st.header("Deployment latency")
 everything = {r.name: r for r in [*records, *onnx_records]}

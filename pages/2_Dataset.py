@@ -15,6 +15,11 @@ choice = st.selectbox("Dataset", names, index=names.index(name), key="dataset_na
                       format_func=lambda n: f"{n} — {DATASETS[n].help}")  # fmt: skip
 new_root, new_csv, new_options = None, None, {}
 if DATASETS[choice].needs_root:
+    st.caption(
+        "Folders this dashboard may read: "
+        + ", ".join(f"`{r}`" for r in ui.allowed_roots())
+        + " (set by whoever runs it, `FAIRPRUNE_ALLOWED_ROOTS`)."
+    )
     new_root = st.text_input("Folder holding the dataset", value=root or "", key="dataset_root")
     if choice == "csv":
         new_csv = st.text_input("CSV file (path,label,group[,split])", value=csv or "",
@@ -26,11 +31,16 @@ if st.button("Use this dataset", key="dataset_apply"):
     if DATASETS[choice].needs_root and not new_root:
         st.error(f"The {choice} dataset is read from a folder: enter its path above.")
         st.stop()
+    with ui.guard():  # only folders the operator allowed, checked before anything is read
+        for path in (new_root, new_csv):
+            if path:
+                ui.check_allowed(path)
     st.session_state["fp_dataset_choice"] = (choice, new_root or None, new_csv or None, new_options)
     name, root, csv, options = st.session_state["fp_dataset_choice"]
 
 with ui.guard():
     bundle = ui.dataset(name, root, csv, options)
+    summary = summarize(bundle)
 st.subheader(bundle.title)
 ui.synthetic_note(bundle)
 st.write(bundle.description)
@@ -39,12 +49,12 @@ if bundle.skipped:
         "Skipped while loading: " + ", ".join(f"{k}: {v}" for k, v in bundle.skipped.items())
     )
 
-summary = summarize(bundle)
-st.plotly_chart(charts.counts_chart(summary), width="stretch", key="dataset_counts")
-st.dataframe(
-    summary.pivot_table(index=["split", "group"], columns="label", values="n", fill_value=0),
-    key="dataset_table",
-)
+with ui.guard():
+    st.plotly_chart(charts.counts_chart(summary), width="stretch", key="dataset_counts")
+    st.dataframe(
+        summary.pivot_table(index=["split", "group"], columns="label", values="n", fill_value=0),
+        key="dataset_table",
+    )
 
 st.subheader(f"Samples per {bundle.group_attribute}")
 split_name = "test" if "test" in bundle.splits else next(iter(bundle.splits))

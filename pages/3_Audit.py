@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fairprune.app import charts, ui, views
-from fairprune.app.api import METRICS, accuracy_gap, audit
+from fairprune.app.api import METRICS, accuracy_gap
 
 ui.setup_page("Audit")
 st.title("Audit")
@@ -44,7 +44,7 @@ if not chosen:
 
 @st.cache_data(show_spinner="Auditing…", max_entries=128)
 def audit_table(sha256: str, fingerprint: str, intersectional: bool, n_boot: int, _record):
-    return audit(ui.predictions(_record), bundle, intersectional=intersectional, n_boot=n_boot)
+    return ui.audit_table(_record, bundle, intersectional=intersectional, n_boot=n_boot)
 
 
 tables = {}
@@ -121,3 +121,15 @@ if len(tables) >= 2:
                    width="stretch", key="audit_cmp_chart_a")  # fmt: skip
     b.plotly_chart(charts.group_bars(tables[second], metric=metric, title=f"B: {second}"),
                    width="stretch", key="audit_cmp_chart_b")  # fmt: skip
+
+    st.subheader("Decide on a model")
+    st.caption("The meeting's decision on model A or B, kept in the results store (never "
+               "overwritten) and carried into the report.")  # fmt: skip
+    pair = {f"A: {first}": by_name[first], f"B: {second}": by_name[second]}
+    ui.decision_form({label: ("model", rec.sha256) for label, rec in pair.items()},
+                     key="audit_cmp", title="Decision on model A or B")  # fmt: skip
+    hashes = list(dict.fromkeys(rec.sha256 for rec in pair.values()))
+    decided = pd.concat([ui.decisions(subject=h) for h in hashes]).sort_values("id")
+    names = pd.DataFrame({"model": [r.name for r in pair.values()],
+                          "model_hash": [r.sha256 for r in pair.values()]})  # fmt: skip
+    ui.show_decisions(decided, names, None, key="audit_cmp")

@@ -58,6 +58,19 @@ with st.expander("New sweep", expanded=not dense_models or ui.sweeps_table().emp
         epochs = c6.number_input("Fine-tuning epochs", 1, 200, int(_qp_list("epochs", [3], int)[0]),
                                  key="sweep_epochs")  # fmt: skip
         paired = c7.toggle("Pair PW criteria with PW losses only", key="sweep_paired")
+        c8, c9, c10, c11 = st.columns([3, 3, 1, 1])
+        run_on = c8.selectbox("Run on", list(jobs.RUN_ON), format_func=jobs.RUN_ON.get,
+                              key="sweep_run_on")  # fmt: skip
+        address = c9.text_input("Ray cluster address", placeholder="auto or ray://HOST:10001",
+                                key="sweep_address", disabled=run_on != "cluster")  # fmt: skip
+        workers = c10.number_input("Workers", 1, 4096, 2, key="sweep_workers",
+                                   disabled=run_on == "serial")  # fmt: skip
+        gpus = c11.number_input("GPUs per cell", 0.0, 16.0, 0.0, 0.25, key="sweep_gpus",
+                                disabled=run_on == "serial")  # fmt: skip
+        if run_on != "serial":
+            st.caption("Ray workers run the cells; this app's process writes every model and "
+                       "result, so the stores stay here. A local Ray starts once (about 10 s) "
+                       "and stays up for the next sweep.")  # fmt: skip
         if st.button("Run sweep", type="primary", key="sweep_run"):
             try:
                 seed_list = tuple(int(s) for s in seeds.replace(" ", "").split(",") if s)
@@ -74,7 +87,9 @@ with st.expander("New sweep", expanded=not dense_models or ui.sweeps_table().emp
             )  # fmt: skip
             with ui.guard():
                 job = jobs.start_sweep(config, results_path=ui.results_path(),
-                                       models_dir=ui.models_dir())  # fmt: skip
+                                       models_dir=ui.models_dir(), run_on=run_on,
+                                       workers=int(workers), address=address,
+                                       gpus_per_cell=float(gpus))  # fmt: skip
             st.session_state["sweep_job"] = job.key
             st.session_state["sweep_pick"] = job.key
 
@@ -87,6 +102,9 @@ def live() -> None:
         return
     st.subheader("Running sweep" if job.running else f"Sweep {job.state}")
     st.progress(min(job.done / max(job.total, 1), 1.0), text=f"{job.done}/{job.total} · {job.info}")
+    st.caption(f"Running on {job.where}. Each cell's state, as results arrive:")
+    st.dataframe(job.cell_table(), hide_index=True, key="sweep_live_states",
+                 column_config={"level": st.column_config.NumberColumn("level", format="%.4f")})  # fmt: skip
     if job.resumed:
         st.caption(f"Resumed: {job.resumed} cells were already in the results store and are not "
                    "run again.")  # fmt: skip
@@ -113,10 +131,7 @@ if sweep_id is None:
     st.info("No sweep in the results store yet.")
     st.stop()
 long = ui.long_table(sweep_id)
-st.markdown(
-    f"<div class='fp-headline'>{html.escape(ui.headline_text(sweep_id))}</div>",
-    unsafe_allow_html=True,
-)
+headline = st.empty()  # filled after the first chart: it must not wait for the intervals
 ui.group_legend(long["group"].unique())
 crits = sorted(c for c in long["criterion"].unique() if c != "dense")
 c1, c2 = st.columns(2)
@@ -125,6 +140,10 @@ shown = c2.multiselect("Losses", sorted(long["loss"].unique()), key="sweep_view_
                        default=[x for x in sorted(long["loss"].unique()) if x != "dense"])  # fmt: skip
 st.plotly_chart(charts.accuracy_vs_reduction(long, criterion=criterion, losses=shown + ["dense"]),
                 width="stretch", key="sweep_chart_acc")  # fmt: skip
+headline.markdown(
+    f"<div class='fp-headline'>{html.escape(ui.headline_text(sweep_id))}</div>",
+    unsafe_allow_html=True,
+)
 left, right = st.columns(2)
 left.plotly_chart(charts.gap_vs_reduction(long), width="stretch", key="sweep_chart_gap")
 right.plotly_chart(charts.tradeoff_chart(long), width="stretch", key="sweep_chart_tradeoff")

@@ -192,17 +192,20 @@ def test_shape_and_target_errors():
 
 
 def test_loss_table_and_presets():
-    assert set(LOSSES) == {"ce", "pw", "pw_weights", "pw_soft"}
+    assert set(LOSSES) == {"ce", "pw", "pw_weights", "pw_soft", "constrained"}
     assert PW_PRESETS["CelebA, AutoBot"] == (0.3, 1.0)
     assert PW_PRESETS["Fitzpatrick17k, Taylor"] == (0.95, 3.0)
     z, y, d = torch.tensor(LOGITS), torch.tensor(TARGETS), torch.tensor(DENSE)
     ce = LOSSES["ce"].make()(z, y, None)
     assert ce.item() == pytest.approx(torch.nn.functional.cross_entropy(z, y).item())
+    # constrained: the objective is plain CE; the constraints live in fairprune.constrained
+    assert LOSSES["constrained"].make()(z, y, d).item() == pytest.approx(ce.item())
+    assert LOSSES["constrained"].uses_dense and LOSSES["constrained"].constrained
     pw = LOSSES["pw_weights"].make(0.3, 1.5)(z, y, d)
     expected = reference_multiclass(LOGITS, TARGETS, DENSE, 0.3, 1.5, soft=False).mean()
     assert pw.item() == pytest.approx(expected, rel=1e-6)
     with pytest.raises(FairpruneError) as err:
         get_loss("focal")
     assert str(err.value) == ERR_UNKNOWN_LOSS.format(
-        name="focal", choices="ce, pw, pw_weights, pw_soft"
+        name="focal", choices="ce, pw, pw_weights, pw_soft, constrained"
     )

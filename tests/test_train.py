@@ -129,3 +129,27 @@ def test_should_stop_ends_early_without_steps():
     finetune(model, split, FinetuneConfig(device="cpu"), should_stop=lambda: True)
     for p, q in zip(model.parameters(), before, strict=True):
         assert torch.equal(p, q)
+
+
+def test_zeroed_weights_stay_zero_through_finetuning():
+    # unstructured pruning leaves exact zeros; fine-tuning must not revive them
+    split = _data(n=48)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 8), nn.ReLU(), nn.Linear(8, 3))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model[1].weight[:, ::2] = 0.0  # half of the first layer's weights
+    zeros = model[1].weight == 0
+    assert int(zeros.sum()) == 8 * 24
+    for loss in ("ce", "pw", "constrained"):
+        pruned = copy.deepcopy(model)
+        dense = torch.randn(len(split), 3, generator=torch.Generator().manual_seed(1))
+        cfg = FinetuneConfig(loss=loss, epochs=2, lr=0.05, batch_size=16, device="cpu")
+        finetune(pruned, split, cfg, dense_logits=dense)
+        w = pruned[1].weight
+        assert (w[zeros] == 0).all()
+        assert (w[~zeros] != model[1].weight[~zeros]).all()  # the kept weights did train
+        assert not pruned[1].weight._backward_hooks  # the gradient masks were removed
+    revived = copy.deepcopy(model)
+    finetune(revived, split, FinetuneConfig(epochs=2, lr=0.05, batch_size=16, keep_zeros=False,
+                                            device="cpu"))  # fmt: skip
+    assert int((revived[1].weight == 0).sum()) == 0

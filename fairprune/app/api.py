@@ -12,7 +12,7 @@ from fairprune.demo import demo_sweep_config, ensure_demo_model
 from fairprune.loss import LOSSES, PW_PRESETS
 from fairprune.metrics import METRICS, accuracy_gap, audit
 from fairprune.nets import ARCHITECTURES, import_upload, load_model, record_to_row
-from fairprune.nets.imports import MAX_UPLOAD_BYTES
+from fairprune.nets.imports import MAX_UPLOAD_BYTES, add_by_path, store_file
 from fairprune.nets.onnx_io import MAX_UPLOAD_ONNX_BYTES, import_onnx, load_for_audit
 from fairprune.sweep import criterion_names, run_sweep
 
@@ -27,6 +27,7 @@ __all__ = [
     "FinetuneConfig",
     "SweepConfig",
     "accuracy_gap",
+    "add_by_path",
     "audit",
     "criterion_names",
     "demo_sweep_config",
@@ -37,5 +38,6 @@ __all__ = [
     "load_model",
     "record_to_row",
     "run_sweep",
+    "store_file",
     "summarize",
 ]

@@ -11,7 +11,13 @@ import pandas as pd
 from plotly.offline import get_plotlyjs
 
 from fairprune.app import charts
-from fairprune.app.views import LOSS_LABELS, cells_overview, findings_display, gaps_table
+from fairprune.app.views import (
+    LOSS_LABELS,
+    cells_overview,
+    decisions_display,
+    findings_display,
+    gaps_table,
+)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -49,6 +55,7 @@ def build_report(
     generated: datetime | None = None,
     headline: str = "",
     findings: pd.DataFrame | None = None,
+    decisions: pd.DataFrame | None = None,
 ) -> str:
     """Render the report as one HTML string.
 
@@ -68,6 +75,9 @@ def build_report(
         The sweep's headline sentence (``fairprune.sweep.findings.summary``).
     findings : DataFrame, optional
         ``findings_frame`` of the sweep: gaps with paired intervals and verdicts.
+    decisions : DataFrame, optional
+        ``ResultsStore.decisions`` rows: the review decisions on the sweep and its models, listed
+        in full (append-only history, oldest first).
 
     Returns
     -------
@@ -91,6 +101,16 @@ def build_report(
         )
     if headline:
         parts.append(f"<p class='headline'>{html.escape(headline)}</p>")
+    if decisions is not None:
+        parts.append("<h2>Review decisions</h2>")
+        if decisions.empty:
+            parts.append("<p class='note'>No review decision has been recorded yet.</p>")
+        else:
+            parts.append(
+                "<p class='note'>Every decision recorded on this sweep and its models, oldest "
+                "first; decisions are never changed or deleted, a later one supersedes.</p>"
+            )
+            parts.append(_table(decisions_display(decisions, cells, sweeps)))
     if findings is not None and not findings.empty:
         parts.append(
             "<h2>Gaps with paired 95% intervals</h2><p class='note'>Gap = max − min group "

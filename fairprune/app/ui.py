@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -28,8 +29,40 @@ html, body, [class*="css"] { font-size: 18px; }
 """
 
 
+log = logging.getLogger(__name__)
+
+
 ERR_NO_MODELS_DIR = "No folder {path}: enter an existing models folder (or clear the box)."
 ERR_NO_RESULTS_DIR = "No folder {path} for the results file: enter a path in an existing folder."
+ERR_NOT_ALLOWED = (
+    "{path} is outside the folders this dashboard may read ({roots}); move the data there, or "
+    "ask whoever runs the dashboard to add its folder to FAIRPRUNE_ALLOWED_ROOTS."
+)
+ERR_PAGE_FAILED = (
+    "Something went wrong on this page ({kind}); the details are in the server log. "
+    "Check the inputs above and try again."
+)
+
+
+def allowed_roots() -> list[Path]:
+    """The folders this dashboard may read datasets and models from (resolved)."""
+    return paths.allowed_roots()
+
+
+def check_allowed(path: str | Path) -> Path:
+    """``path`` if it lies (symlinks resolved) under an allowed root; else one clear error.
+
+    The dashboard serves whoever opens it: it reads datasets and adds models only under the
+    folders its operator allowed (``FAIRPRUNE_ALLOWED_ROOTS``, default ``data/`` and
+    ``models/``).
+    """
+    if not paths.is_allowed(path):
+        roots = ", ".join(str(r) for r in paths.allowed_roots())
+        raise FairpruneError(ERR_NOT_ALLOWED.format(path=path, roots=roots))
+    return Path(path)
+
+
+ERR_PICK_DECISION = "Choose a decision: accept, needs work or reject."
 
 
 def models_dir() -> Path:
@@ -49,14 +82,21 @@ def _store_picker() -> None:
     with st.expander("Store locations"):
         m = st.text_input("Models folder", value=str(models_dir()), key="ui_models_dir").strip()
         r = st.text_input("Results file", value=str(results_path()), key="ui_results").strip()
-        if m and Path(m).expanduser().is_dir():
-            st.session_state["fp_models_dir"] = str(Path(m).expanduser())
-        elif m:
+        # the configured locations always work; another must lie under an allowed root (checked
+        # first, so a visitor cannot even learn which folders exist elsewhere on the server)
+        roots = ", ".join(str(p) for p in paths.allowed_roots())
+        if m and Path(m).expanduser() != paths.models_dir() and not paths.is_allowed(m):
+            st.error(ERR_NOT_ALLOWED.format(path=m, roots=roots))
+        elif m and not Path(m).expanduser().is_dir():
             st.error(ERR_NO_MODELS_DIR.format(path=m))
-        if r and Path(r).expanduser().parent.is_dir():
-            st.session_state["fp_results_path"] = str(Path(r).expanduser())
-        elif r:
+        elif m:
+            st.session_state["fp_models_dir"] = str(Path(m).expanduser())
+        if r and Path(r).expanduser() != paths.results_path() and not paths.is_allowed(r):
+            st.error(ERR_NOT_ALLOWED.format(path=r, roots=roots))
+        elif r and not Path(r).expanduser().parent.is_dir():
             st.error(ERR_NO_RESULTS_DIR.format(path=Path(r).parent))
+        elif r:
+            st.session_state["fp_results_path"] = str(Path(r).expanduser())
 
 
 def setup_page(title: str, icon: str = "✂️") -> None:
@@ -86,25 +126,26 @@ def group_legend(groups) -> None:
 
 @contextlib.contextmanager
 def guard():
-    """Show a FairpruneError as one ``st.error`` line and end the page; never a traceback."""
+    """The pages' error boundary: one ``st.error`` line and the page ends; never a traceback.
+
+    A ``FairpruneError`` shows its message (what to do). Anything else is a bug or an input
+    nobody foresaw: the page says so in one line and the traceback goes to the server log only
+    (it may name server paths). Streamlit's own ``st.stop``/``st.rerun`` pass through.
+    """
     try:
         yield
     except FairpruneError as exc:
         st.error(str(exc))
         st.stop()
+    except Exception as exc:
+        log.exception("unexpected error on a dashboard page")
+        st.error(ERR_PAGE_FAILED.format(kind=type(exc).__name__))
+        st.stop()
 
 
 def store_version() -> str:
-    """Changes whenever the results database (or its WAL) is written."""
-    base = results_path()
-    parts = []
-    for p in (base, Path(f"{base}-wal")):
-        try:
-            s = p.stat()
-        except FileNotFoundError:  # SQLite removes the WAL when its last connection closes
-            continue
-        parts.append(f"{s.st_size}:{s.st_mtime_ns}")
-    return "|".join(parts)
+    """Changes whenever a sweep or a cell is written to the results store (not on decisions)."""
+    return results_store().version()
 
 
 def results_store():
@@ -189,7 +230,10 @@ def _dataset(name: str, root: str | None, csv: str | None, options_json: str):
 def dataset(
     name: str, root: str | None = None, csv: str | None = None, options: dict | None = None
 ):
-    """A dataset bundle, loaded once per process."""
+    """A dataset bundle, loaded once per process; its folder and CSV must be allowed."""
+    for path in (root, csv):
+        if path:
+            check_allowed(path)
     return _dataset(name, root or None, csv or None, json.dumps(options or {}, sort_keys=True))
 
 
@@ -219,13 +263,52 @@ def _predictions(path: str, sha256: str, name: str, root, csv, options_json: str
     )
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _stored(path: str, version: str, sha256: str, split_key: str, n_boot: int | None):
+    """(StoredPredictions, per-group table or None) of the model's newest stored cell, or None."""
+    from fairprune.sweep.results import ResultsStore
+
+    store = ResultsStore(path)
+    key = store.cell_of_model(sha256, split_key)
+    if key is None:
+        return None
+    table = None
+    if n_boot is not None and store.cell_config(key).get("sweep", {}).get("n_boot") == n_boot:
+        table = store.cell_groups(key)  # the sweep's own audit, intervals included
+    return store.predictions([key])[key], table
+
+
+def stored_predictions(sha256: str, split_key: str):
+    """The per-sample predictions a sweep stored for this model on ``split_key``, or None."""
+    found = _stored(str(results_path()), store_version(), sha256, split_key, None)
+    return None if found is None else found[0]
+
+
 def predictions(record, split: str = "test"):
-    """Predictions of a stored model on the current dataset's split, computed once."""
+    """Predictions of a model on the current dataset's split: read from the results store when
+    the model is a stored sweep cell on these very rows, else computed once (and cached)."""
     name, root, csv, options = current_dataset_choice()
+    bundle = current_dataset()
+    stored = stored_predictions(record.sha256, f"{bundle.fingerprint}-{split}")
+    if stored is not None:
+        return stored
     return _predictions(
         record.path, record.sha256, name, root or None, csv or None,
         json.dumps(options or {}, sort_keys=True), split,
     )  # fmt: skip
+
+
+def audit_table(record, bundle, *, intersectional: bool = False, n_boot: int = 200):
+    """A model's per-group audit on the test split: the table its sweep stored when the model is
+    a sweep cell audited with the same bootstrap, else computed from its predictions."""
+    from fairprune.metrics import audit
+
+    if not intersectional:
+        split_key = f"{bundle.fingerprint}-test"
+        found = _stored(str(results_path()), store_version(), record.sha256, split_key, n_boot)
+        if found is not None and found[1] is not None:
+            return found[1]
+    return audit(predictions(record), bundle, intersectional=intersectional, n_boot=n_boot)
 
 
 def model_records(dataset_name: str | None = None):
@@ -344,3 +427,70 @@ def headline_text(sweep_id: str | None) -> str:
     except FairpruneError as exc:
         return str(exc)
     return head["headline"] if head else NO_PRUNED
+
+
+def decisions(sweep_id: str | None = None, subject: str | None = None) -> pd.DataFrame:
+    """Review decisions from the store, oldest first (read fresh: the table is small)."""
+    return results_store().decisions(sweep_id=sweep_id, subject=subject)
+
+
+def decision_form(subjects: dict[str, tuple[str, str]], key: str, title: str) -> None:
+    """A form to record one review decision, for a review meeting.
+
+    Parameters
+    ----------
+    subjects : dict
+        Label → (kind, subject): what can be decided on here ("sweep", its id) or ("model",
+        its SHA-256). One entry shows no chooser.
+    key : str
+        The page's widget-key prefix.
+    title : str
+        The form's heading.
+    """
+    from fairprune.sweep.results import DECISIONS
+
+    with st.form(f"{key}_decision_form", clear_on_submit=False):
+        st.markdown(f"**{title}**")
+        labels = list(subjects)
+        label = (
+            st.selectbox("About", labels, key=f"{key}_decision_about")
+            if len(labels) > 1
+            else labels[0]
+        )
+        c1, c2 = st.columns([1, 2])
+        reviewer = c1.text_input(
+            "Reviewer", value=st.session_state.get("fp_reviewer", ""), key=f"{key}_reviewer"
+        )
+        decision = c2.radio(
+            "Decision", DECISIONS, horizontal=True, index=None, key=f"{key}_decision"
+        )
+        comment = st.text_area("Comment", key=f"{key}_comment", height=80)
+        submitted = st.form_submit_button("Record decision", key=f"{key}_decision_submit")
+    if not submitted:
+        return
+    kind, subject = subjects[label]
+    if decision is None:
+        st.error(ERR_PICK_DECISION)
+        return
+    try:
+        row = results_store().record_decision(
+            subject=subject, kind=kind, decision=decision or "", reviewer=reviewer,
+            comment=comment,
+        )  # fmt: skip
+    except FairpruneError as exc:
+        st.error(str(exc))
+        return
+    st.session_state["fp_reviewer"] = row["reviewer"]  # this session's name, on every page
+    st.success(f"Recorded: {row['decision']} on {label} by {row['reviewer']} at "
+               f"{row['created']}. Decisions are never overwritten.")  # fmt: skip
+
+
+def show_decisions(table: pd.DataFrame, cells: pd.DataFrame, sweeps: pd.DataFrame, key: str):
+    """The decisions as a table, newest first (or a caption when there are none)."""
+    from fairprune.app.views import decisions_display
+
+    if table.empty:
+        st.caption("No review decisions yet.")
+        return
+    shown = decisions_display(table, cells, sweeps).iloc[::-1].reset_index(drop=True)
+    st.dataframe(shown, hide_index=True, key=f"{key}_decisions")

@@ -315,3 +315,67 @@ def paired_comparison(preds_a, preds_b, group_names: list[str], *, n_boot: int =
     if len(present) >= 2:
         gap = paired_gap_difference(preds_a.correct, preds_b.correct, codes, n_boot=n_boot)
     return pd.DataFrame(rows), gap, (verdict(gap) if gap is not None else None)
+
+
+def _subject_names(cells: pd.DataFrame, sweeps: pd.DataFrame | None) -> dict:
+    names = {}
+    if sweeps is not None and not sweeps.empty:
+        for row in sweeps.itertuples():
+            names[("sweep", row.sweep_id)] = f"sweep · {row.name or row.sweep_id}"
+    if cells is not None and not cells.empty:
+        for row in cells.itertuples():
+            names[("model", row.model_hash)] = f"model · {row.model}"
+    return names
+
+
+def decisions_display(
+    decisions: pd.DataFrame, cells: pd.DataFrame, sweeps: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Review decisions worded for a page or the report, oldest first: time (UTC), what they are
+    about (the sweep's or model's name, else its id/hash), decision, reviewer, comment, subject."""
+    if decisions.empty:
+        return pd.DataFrame(columns=["time (UTC)", "about", "decision", "reviewer", "comment",
+                                     "subject"])  # fmt: skip
+    decisions = decisions.reset_index(drop=True)
+    names = _subject_names(cells, sweeps)
+    about = [
+        names.get((k, s), f"{k} · {s[:12] if k == 'model' else s}")
+        for k, s in zip(decisions["kind"], decisions["subject"], strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "time (UTC)": decisions["created"].str.replace("T", " ").str.rstrip("Z"),
+            "about": about,
+            "decision": decisions["decision"],
+            "reviewer": decisions["reviewer"],
+            "comment": decisions["comment"],
+            "subject": decisions["subject"],
+        }
+    )
+
+
+DECISION_CSV_COLUMNS = [
+    "sweep_decision", "sweep_decided_by", "sweep_decided_at", "sweep_decision_comment",
+    "model_decision", "model_decided_by", "model_decided_at", "model_decision_comment",
+]  # fmt: skip
+
+
+def with_decisions(long: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The long table with the latest review decision on each row's sweep and on its model
+    (``DECISION_CSV_COLUMNS``, empty where none): what the CSV download carries. The whole
+    history stays in the store (``python -m fairprune decisions``)."""
+    out = long.copy()
+    latest = decisions.sort_values("id").groupby(["kind", "subject"]).tail(1)
+    for kind, col in (("sweep", "sweep_id"), ("model", "model_hash")):
+        last = latest[latest["kind"] == kind].set_index("subject")
+        for field, name in (("decision", "decision"), ("reviewer", "decided_by"),
+                            ("created", "decided_at"), ("comment", "decision_comment")):  # fmt: skip
+            out[f"{kind}_{name}"] = out[col].map(last[field]).fillna("") if len(out) else ""
+    return out
+
+
+def sweep_label(sweeps: pd.DataFrame, sweep_id: str) -> str:
+    """ "sweep SynthDerm demo (sw-…)": how a sweep is named in a decision form."""
+    row = sweeps[sweeps["sweep_id"] == sweep_id]
+    name = str(row["name"].iloc[0]) if not row.empty and row["name"].iloc[0] else ""
+    return f"sweep {name} ({sweep_id})" if name else f"sweep {sweep_id}"

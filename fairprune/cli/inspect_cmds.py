@@ -1,4 +1,5 @@
-"""Commands that read: ``audit``, ``models``, ``data summary``."""
+"""Commands that read: ``audit``, ``models``, ``data summary``, ``summary``, ``decisions`` (and
+``decide``, which appends one review decision)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from fairprune.cli.common import (
     _bundle,
     _print_table,
     _store_paths,
+    boot_int,
+    positive_int,
 )
 from fairprune.errors import FairpruneError
 
@@ -95,6 +98,36 @@ def cmd_summary(args) -> int:
     return 0
 
 
+def cmd_decisions(args) -> int:
+    from fairprune.sweep.results import ResultsStore
+
+    _, results = _store_paths(args)
+    df = ResultsStore(results).decisions(sweep_id=args.sweep)
+    if args.json:
+        print(json.dumps(df.to_dict(orient="records"), indent=1))
+        return 0
+    if df.empty:
+        print(f"no review decisions in {results}; record one on the dashboard (Overview, Audit "
+              "side by side, Report) or with `python -m fairprune decide`.")  # fmt: skip
+        return 0
+    _print_table(df)
+    return 0
+
+
+def cmd_decide(args) -> int:
+    from fairprune.sweep.results import ResultsStore
+
+    _, results = _store_paths(args)
+    kind = args.kind or ("sweep" if args.subject.startswith("sw-") else "model")
+    row = ResultsStore(results).record_decision(
+        subject=args.subject, kind=kind, decision=args.decision, reviewer=args.reviewer,
+        comment=args.comment,
+    )  # fmt: skip
+    print(f"recorded #{row['id']}: {row['decision']} on {kind} {row['subject']} by "
+          f"{row['reviewer']} at {row['created']}")  # fmt: skip
+    return 0
+
+
 def register(sub) -> None:
     """Add ``audit``, ``models`` and ``data summary`` to the sub-command parsers."""
     from fairprune.nets.architectures import ARCHITECTURES
@@ -110,7 +143,7 @@ def register(sub) -> None:
     p.add_argument("--arch", default=None, choices=sorted(ARCHITECTURES), help="for .pt/.pth")
     p.add_argument("--split", default="test")
     p.add_argument("--intersectional", action="store_true", help="groups × true label")
-    p.add_argument("--n-boot", type=int, default=200)
+    p.add_argument("--n-boot", type=boot_int, default=200)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
 
@@ -120,9 +153,27 @@ def register(sub) -> None:
     _add_store_args(p)
     p.add_argument("--sweep", default=None, help="sweep id (default: the newest with pruned cells)")
     p.add_argument("--criterion", default=None, help="criterion (default: the sweep's first)")
-    p.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
+    p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap replicates")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(func=cmd_summary)
+
+    from fairprune.sweep.results import DECISION_KINDS, DECISIONS
+
+    p = sub.add_parser("decisions", help="list review decisions (append-only), oldest first")
+    _add_store_args(p)
+    p.add_argument("--sweep", default=None, help="only this sweep and the models of its cells")
+    p.add_argument("--json", action="store_true", help="a JSON list")
+    p.set_defaults(func=cmd_decisions)
+
+    p = sub.add_parser("decide", help="record a review decision on a sweep or a model")
+    _add_store_args(p)
+    p.add_argument("subject", help="a sweep id (sw-…) or a model's SHA-256")
+    p.add_argument("--decision", required=True, choices=DECISIONS)
+    p.add_argument("--reviewer", required=True, help="who decides")
+    p.add_argument("--comment", default="")
+    p.add_argument("--kind", choices=DECISION_KINDS, default=None,
+                   help="default: sweep for sw-… ids, model otherwise")  # fmt: skip
+    p.set_defaults(func=cmd_decide)
 
     p = sub.add_parser("models", help="list the model store")
     _add_store_args(p)

@@ -11,9 +11,14 @@ from fairprune.cli.common import (
     _bundle,
     _options,
     _store_paths,
+    add_constrained_args,
+    add_fair_prune_args,
     add_fit_args,
     add_pw_args,
     add_run_args,
+    constrained_options,
+    fair_prune_options,
+    reduction,
 )
 from fairprune.errors import FairpruneError
 
@@ -74,26 +79,38 @@ def cmd_prune(args) -> int:
     from fairprune.nets.checkpoint import save_model
     from fairprune.nets.imports import load_model
     from fairprune.nets.onnx_io import refuse_onnx
+    from fairprune.prune.registry import CRITERIA, is_unstructured
     from fairprune.prune.targeting import prune_model
-    from fairprune.prune.unstructured import unstructured_prune
 
     refuse_onnx(args.model)
     models, _ = _store_paths(args)
     model, record = load_model(args.model)
-    if args.criterion == "unstructured":
-        pruned, sparsity = unstructured_prune(model, args.target)
+    pcfg = PruneConfig(
+        criterion=args.criterion,
+        target_reduction=args.target,
+        min_weight=args.w_min,
+        gamma=args.gamma,
+        seed=args.seed,
+        device=args.device,
+        **fair_prune_options(args),
+    )
+    if is_unstructured(args.criterion):
+        # single weights zeroed in place: the target is weight sparsity; dense kernels still
+        # multiply the zeros, so FLOPs and latency do not fall
+        spec = CRITERIA[args.criterion]
+        bundle = _bundle(args) if spec.needs_data else None
+        pruned, sparsity = spec.run(
+            model,
+            pcfg,
+            split=bundle.splits["train"] if bundle else None,
+            input_size=record.input_size,
+            progress=None,
+            group_names=bundle.group_names if bundle else None,
+        )
         flops, macs, params = 0.0, record.macs, record.params
         print(f"weight sparsity reached: {sparsity:.4f} (FLOPs unchanged: unstructured)")
-        cfg = {"unstructured_amount": args.target}
+        cfg = {"prune": asdict(pcfg), "weight_sparsity": sparsity}
     else:
-        pcfg = PruneConfig(
-            criterion=args.criterion,
-            target_reduction=args.target,
-            min_weight=args.w_min,
-            gamma=args.gamma,
-            seed=args.seed,
-            device=args.device,
-        )
         calib = _calib_for(args, pcfg)
         res = prune_model(model, pcfg, input_size=record.input_size, calib=calib)
         pruned, flops, macs, params = (
@@ -146,6 +163,7 @@ def cmd_finetune(args) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         device=args.device,
+        **constrained_options(args),
     )
     logits = None
     if get_loss(args.loss).uses_dense:
@@ -186,13 +204,16 @@ def register(sub) -> None:
     from fairprune.loss import LOSSES
     from fairprune.nets.architectures import ARCHITECTURES
     from fairprune.nets.onnx_io import EXPORTERS
+    from fairprune.prune.registry import CRITERIA, is_unstructured
     from fairprune.sweep.grid import criterion_names
+
+    unstructured = [name for name in CRITERIA if is_unstructured(name)]
 
     p = sub.add_parser("train", help="train a dense model from scratch and save it")
     _add_store_args(p)
     _add_data_args(p)
     p.add_argument("--arch", default="demo_cnn", choices=sorted(ARCHITECTURES))
-    add_fit_args(p, epochs=12, lr=3e-3)
+    add_fit_args(p, epochs=12, lr=3e-3, at_least_one=True)
     p.add_argument("--augment", action="store_true", help="random flips during training")
     p.add_argument(
         "--single-logit", action="store_true", help="binary task with one sigmoid output"
@@ -206,18 +227,27 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help="checkpoint to prune")
     p.add_argument("--dense", default=None, help="dense model for PW criteria (default: --model)")
     p.add_argument("--criterion", default="l1", choices=criterion_names())
-    p.add_argument("--target", type=float, required=True, help="FLOPs reduction, e.g. 0.9")
+    p.add_argument(
+        "--target",
+        type=reduction,
+        required=True,
+        help=f"FLOPs reduction, e.g. 0.9 (weight sparsity for {', '.join(unstructured)})",
+    )
     add_pw_args(p)
+    add_fair_prune_args(p)
     add_run_args(p)
     p.set_defaults(func=cmd_prune)
 
-    p = sub.add_parser("finetune", help="fine-tune a pruned checkpoint with CE, PW or an ablation")
+    p = sub.add_parser(
+        "finetune", help="fine-tune a pruned checkpoint with CE, PW, an ablation or constrained"
+    )
     _add_store_args(p)
     _add_data_args(p)
     p.add_argument("--model", required=True, help="pruned checkpoint")
-    p.add_argument("--dense", default=None, help="dense parent (needed by PW losses)")
+    p.add_argument("--dense", default=None, help="dense parent (needed by PW and constrained)")
     p.add_argument("--loss", default="pw", choices=sorted(LOSSES))
     add_pw_args(p)
+    add_constrained_args(p)
     add_fit_args(p, epochs=4, lr=2e-3)
     add_run_args(p)
     p.set_defaults(func=cmd_finetune)

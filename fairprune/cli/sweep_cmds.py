@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from fairprune import paths
 from fairprune.cli.common import (
+    ERR_CANNOT_WRITE,
     TqdmProgress,
     _add_data_args,
     _add_store_args,
     _options,
     _print_table,
     _store_paths,
+    add_constrained_args,
+    add_device_arg,
+    add_fair_prune_args,
     add_fit_args,
     add_pw_args,
+    boot_int,
+    constrained_options,
+    fair_prune_options,
     log,
     preset_slugs,
+    reduction,
+    seed_int,
+    writable_file,
 )
+from fairprune.errors import FairpruneError
+
+ERR_NO_STORE = "no results store at {path}; run a sweep first or pass an existing file (--results)."
+
+
+ERR_FIGURE_FOLDER = "cannot write the figure to {path} ({reason}); choose another folder (--out)."
 
 
 def cmd_demo(args) -> int:
@@ -60,6 +77,7 @@ def cmd_demo(args) -> int:
 def cmd_sweep(args) -> int:
     from fairprune.config import FinetuneConfig, PruneConfig, SweepConfig
     from fairprune.loss import PW_PRESETS
+    from fairprune.sweep.distributed import make_executor
     from fairprune.sweep.results import ResultsStore
     from fairprune.sweep.runner import run_sweep, summary_table
 
@@ -81,15 +99,22 @@ def cmd_sweep(args) -> int:
         gamma=gamma,
         paired=args.paired,
         finetune=FinetuneConfig(
-            epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            device=args.device,
+            **constrained_options(args),
         ),
-        prune=PruneConfig(device=args.device),
+        prune=PruneConfig(device=args.device, **fair_prune_options(args)),
         n_boot=args.n_boot,
         name=args.name or "",
     )
+    executor = make_executor(
+        args.executor, workers=args.workers, address=args.address, gpus_per_cell=args.gpus_per_cell
+    )  # bad --workers/--gpus-per-cell fail here, before anything runs
     store = ResultsStore(results)
     bar = TqdmProgress("sweep")
-    sweep_id = run_sweep(cfg, store=store, models_dir=models, progress=bar)
+    sweep_id = run_sweep(cfg, store=store, models_dir=models, progress=bar, executor=executor)
     bar.close()
     print(f"sweep {sweep_id} -> {results}")
     _print_table(summary_table(store, sweep_id))
@@ -100,10 +125,17 @@ def cmd_export(args) -> int:
     from fairprune.sweep.results import ResultsStore
 
     _, results = _store_paths(args)
+    if not os.path.isfile(results):  # reading must not create an empty store
+        raise FairpruneError(ERR_NO_STORE.format(path=results))
+    out = writable_file(args.out, "out")  # before any work: not a folder, FIFO or device
     store = ResultsStore(results)
     df = store.export_long(args.sweep)
-    df.to_csv(args.out, index=False)
-    print(f"wrote {len(df)} rows to {args.out}")
+    try:
+        df.to_csv(out, index=False)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise FairpruneError(ERR_CANNOT_WRITE.format(path=out, reason=reason, flag="out")) from None
+    print(f"wrote {len(df)} rows to {out}")
     return 0
 
 
@@ -148,10 +180,14 @@ def cmd_reproduce(args) -> int:
     sweep_id = run_sweep(cfg, store=store, models_dir=models, progress=bar)
     bar.close()
     out_dir = Path(args.out or paths.data_dir() / "figures")
-    out_dir.mkdir(parents=True, exist_ok=True)
     fig = accuracy_vs_reduction(store.export_long(sweep_id))
     html = out_dir / f"{args.experiment}.html"
-    fig.write_html(html, include_plotlyjs=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fig.write_html(writable_file(html, "out"), include_plotlyjs=True)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise FairpruneError(ERR_FIGURE_FOLDER.format(path=out_dir, reason=reason)) from None
     png = out_dir / f"{args.experiment}.png"
     try:
         fig.write_image(png, width=1400, height=800)
@@ -167,6 +203,7 @@ def register(sub) -> None:
     """Add ``demo``, ``sweep``, ``export`` and ``reproduce`` to the sub-command parsers."""
     from fairprune.loss import LOSSES
     from fairprune.reproduce import EXPERIMENTS
+    from fairprune.sweep.distributed import EXECUTORS
     from fairprune.sweep.grid import criterion_names
 
     p = sub.add_parser("demo", help="SynthDerm → dense model → CE vs PW sweep → per-group table")
@@ -175,7 +212,7 @@ def register(sub) -> None:
     p.add_argument(
         "--only-seeds",
         nargs="+",
-        type=int,
+        type=seed_int,
         default=None,
         help="run only these seeds of the demo's grid now (a later run fills in the rest)",
     )
@@ -187,15 +224,30 @@ def register(sub) -> None:
     p.add_argument("--dense", required=True, help="dense checkpoint every cell starts from")
     p.add_argument("--criteria", nargs="+", default=["l1"], choices=criterion_names())
     p.add_argument("--losses", nargs="+", default=["ce", "pw"], choices=sorted(LOSSES))
-    p.add_argument("--levels", nargs="+", type=float, default=[0.5, 0.75, 0.9, 0.95])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--levels", nargs="+", type=reduction, default=[0.5, 0.75, 0.9, 0.95])
+    p.add_argument("--seeds", nargs="+", type=seed_int, default=[0])
     add_pw_args(p)
     p.add_argument("--preset", choices=sorted(preset_slugs()), help="the paper's (w_min, γ)")
     p.add_argument("--paired", action="store_true", help="pw_* criteria with PW losses only")
+    add_fair_prune_args(p)
+    add_constrained_args(p)
     add_fit_args(p, epochs=3, lr=2e-3)
-    p.add_argument("--n-boot", type=int, default=200)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--n-boot", type=boot_int, default=200)
+    add_device_arg(p)
     p.add_argument("--name", default=None)
+    p.add_argument(
+        "--executor",
+        choices=list(EXECUTORS),
+        default="serial",
+        help="serial: cells one after another in this process; ray: on Ray workers (a local Ray, "
+        "or the cluster at --address); only this process writes the models and the results",
+    )
+    p.add_argument("--workers", type=int, default=None, help="ray: units in flight at once "
+                   "(default: one per CPU of the cluster, or per GPU share)")  # fmt: skip
+    p.add_argument("--address", default=None, help="ray: 'auto' (the cluster of `ray start`) or "
+                   "ray://HOST:10001; default: start a local Ray")  # fmt: skip
+    p.add_argument("--gpus-per-cell", type=float, default=0.0,
+                   help="ray: GPUs each unit reserves (fractions share a GPU)")  # fmt: skip
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("export", help="write the results store as long-format CSV")
@@ -208,7 +260,7 @@ def register(sub) -> None:
     _add_store_args(p)
     p.add_argument("experiment", choices=sorted(EXPERIMENTS))
     p.add_argument("--data-root", required=True, help="folder holding the dataset")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    add_device_arg(p)
     p.add_argument("--quick", action="store_true", help="CPU-sized subset, minutes")
     p.add_argument("--out", default=None, help="folder for the figure (default: data/figures)")
     p.set_defaults(func=cmd_reproduce)

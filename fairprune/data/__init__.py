@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from fairprune.data.base import DatasetBundle, SplitData, subset, summarize
 from fairprune.data.csv_table import load_csv_dataset
+from fairprune.data.files import clip
+from fairprune.data.options import check_options, check_seed
 from fairprune.errors import FairpruneError
 from fairprune.utils import stable_hash
 
@@ -124,10 +126,15 @@ def load_dataset(
             raise FairpruneError(
                 ERR_UNKNOWN_OPTION.format(name=name, option=key, choices=", ".join(allowed))
             )
+    seed = check_seed(seed)
+    # types from the loader's signature, bounds from options.RANGES: before anything is read
+    sized = {**options, "image_size": image_size} if image_size is not None else options
+    options = check_options(name, _loader(name), sized)
+    image_size = options.pop("image_size") if image_size is not None else None
     if spec.needs_root and not root:
         raise FairpruneError(ERR_NEEDS_ROOT.format(name=name))
-    if spec.needs_root and not Path(root).is_dir():
-        raise FairpruneError(ERR_ROOT_MISSING.format(root=root, expects=spec.help))
+    if spec.needs_root and not os.path.isdir(root):  # never raises, whatever the string
+        raise FairpruneError(ERR_ROOT_MISSING.format(root=clip(root), expects=spec.help))
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}  # hashable
     key = stable_hash({"options": options, "seed": seed, "size": image_size})
     return _cached_load(name, str(root) if root else None, str(csv) if csv else None, key, seed,

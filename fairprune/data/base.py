@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from fairprune.data.files import ERR_IMAGE_UNREADABLE
+from fairprune.data.files import read_image
 from fairprune.errors import FairpruneError
 
 log = logging.getLogger(__name__)
@@ -72,13 +72,9 @@ class SplitData:
         return len(self.labels)
 
     def _read(self, i: int) -> torch.Tensor:
-        path = self.paths[i]
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
-                arr = np.asarray(im, dtype=np.uint8)
-        except (OSError, UnidentifiedImageError) as exc:
-            raise FairpruneError(ERR_IMAGE_UNREADABLE.format(path=path, reason=exc)) from None
+        im = read_image(self.paths[i])  # checked: regular file, pixel cap, decodes fully
+        im = im.resize((self.image_size, self.image_size), Image.BILINEAR)
+        arr = np.asarray(im, dtype=np.uint8)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (3, S, S)
 
     def _materialize(self) -> bool:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import logging
-import os
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,11 @@ from fairprune.data.files import (
     ERR_IMAGES_MISSING,
     _check_files,
     _verify_sample,
+    check_listed_names,
+    folder_listing,
+    read_capped,
+    stays_inside,
+    verify_count,
 )
 from fairprune.errors import FairpruneError
 from fairprune.utils import sha256_file, stable_hash
@@ -66,6 +71,14 @@ ERR_CELEBA_MISMATCH = (
     "{partition} and {attrs} list different images ({count} differ, first: {first}); "
     "use both files of the same CelebA release."
 )
+
+
+def _ratio_ok(value) -> bool:
+    """None (no subsampling) or a finite positive number."""
+    if value is None:
+        return True
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0
 
 
 def _pretty(attr: str) -> str:
@@ -131,12 +144,24 @@ def alpha_beta_subsample(
     return np.sort(np.concatenate(keep)).astype(np.int64)
 
 
+ERR_CELEBA_REPEATED = (
+    "{path}: image {name} is listed on line(s) {lines}; each image once, use the original file."
+)
+
+
+ERR_CELEBA_NAMES = "target and group must be attribute names (text), got {target!r} and {group!r}."
+
+
 CELEBA_EXPECTS = "img_align_celeba/, list_attr_celeba.txt and list_eval_partition.txt"
+
+
+MAX_ATTR_BYTES = 128 * 2**20  # list_attr_celeba.txt is 26 MB; the partition file 2.8 MB
 
 
 def _read_celeba_attrs(path: Path) -> tuple[list[str], list[str], np.ndarray]:
     """(attribute names, image names, (N, K) int8 values ±1) of ``list_attr_celeba.txt``."""
-    lines = path.read_text(errors="replace").splitlines()
+    text = read_capped(path, cap=MAX_ATTR_BYTES, what="CelebA list").decode(errors="replace")
+    lines = text.splitlines()
     if len(lines) < 2 or not lines[0].strip().isdigit() or not lines[1].split():
         raise FairpruneError(ERR_CELEBA_HEADER.format(path=path))
     names = lines[1].split()
@@ -154,12 +179,23 @@ def _read_celeba_attrs(path: Path) -> tuple[list[str], list[str], np.ndarray]:
         lines_txt = ", ".join(str(no) for no in bad[:5])
         raise FairpruneError(ERR_CELEBA_ROWS.format(path=path, lines=lines_txt, k=k))
     values = np.where(values == "1", 1, -1).astype(np.int8)  # (N, K)
-    return names, [parts[0] for _, parts in body], values
+    images = [parts[0] for _, parts in body]
+    if len(set(images)) != len(images):
+        seen, name = set(), None
+        for img in images:
+            if img in seen:
+                name = img
+                break
+            seen.add(img)
+        lines_txt = ", ".join(str(no) for no, parts in body if parts[0] == name)
+        raise FairpruneError(ERR_CELEBA_REPEATED.format(path=path, name=name, lines=lines_txt))
+    return names, images, values
 
 
 def _read_celeba_partition(path: Path) -> dict[str, int]:
     out, bad = {}, []
-    for no, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    text = read_capped(path, cap=MAX_ATTR_BYTES, what="CelebA list").decode(errors="replace")
+    for no, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -219,9 +255,14 @@ def load_celeba(
         ["img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt"],
         CELEBA_EXPECTS,
     )
-    if (alpha is None) != (beta is None) or any(v is not None and v <= 0 for v in (alpha, beta)):
+    if (alpha is None) != (beta is None) or not all(_ratio_ok(v) for v in (alpha, beta)):
         raise FairpruneError(ERR_ALPHA_BETA.format(alpha=alpha, beta=beta))
+    if not (isinstance(target, str) and isinstance(group, str)):
+        raise FairpruneError(ERR_CELEBA_NAMES.format(target=target, group=group))
+    verify_count(verify)
     attr_path, part_path = root / "list_attr_celeba.txt", root / "list_eval_partition.txt"
+    for listing in (attr_path, part_path):
+        stays_inside(listing, root)
     names, images, values = _read_celeba_attrs(attr_path)
     for attr in (target, group):
         if attr not in names:
@@ -239,7 +280,10 @@ def load_celeba(
     img_dir = root / "img_align_celeba"
     if (img_dir / "img_align_celeba").is_dir():  # the Kaggle archive nests the folder
         img_dir = img_dir / "img_align_celeba"
-    present = set(os.listdir(img_dir))  # one listing: far faster than 200k stat calls
+    stays_inside(img_dir, root)
+    present, odd = folder_listing(img_dir, root)  # one listing: far faster than 200k stat calls
+    lines = [str(i + 3) for i in range(len(images))]  # the attribute file's line numbers
+    check_listed_names(images, lines, odd, source=attr_path.name, root=root)
     missing = [n for n in images if n not in present]
     if missing:
         raise FairpruneError(

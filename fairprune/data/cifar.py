@@ -7,17 +7,20 @@ image, so a model that learnt the shortcut shows it as non-dog classes predicted
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 from pathlib import Path
 
 import numpy as np
+import numpy._core.multiarray as np_multiarray
 import torch
 import torch.nn.functional as F
 
 from fairprune.data.base import DatasetBundle, SplitData, _limit, check_groups
-from fairprune.data.files import _check_files
+from fairprune.data.files import _check_files, read_capped, stays_inside
 from fairprune.errors import FairpruneError
-from fairprune.utils import sha256_file, stable_hash
+from fairprune.utils import sha256_bytes, stable_hash
 
 ERR_CIFAR_VARIANT = "unknown CIFAR-10 variant {variant!r}; choose one of: {choices}."
 
@@ -58,31 +61,134 @@ SQUARE_RGB = (255, 0, 255)  # magenta: rare in natural photos, so it is a pure s
 SQUARE_AT, SQUARE_SIZE = 2, 4  # top-left corner and side of the square, in 32-px pixels
 
 
+CIFAR_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}  # the official python release (as torchvision's CIFAR10 lists them)
+
+
+MAX_BATCH_BYTES = 64 * 2**20  # an official batch is 31 MB
+
+
+REFUSED_GLOBAL = "it asks to load {module}.{name}, which a CIFAR-10 batch never contains"
+
+
+def _refuse(reason: str):
+    raise pickle.UnpicklingError(reason)
+
+
+def _reconstruct(cls, shape, dtype):
+    # NumPy pickles an array as an empty (0,)-shaped one whose data comes with its state: a bigger
+    # shape here could only allocate memory before anything is checked
+    if cls is not np.ndarray or not isinstance(shape, tuple) or int(np.prod(shape)) > 1:
+        _refuse("an array reconstruction other than NumPy's own")
+    return np_multiarray._reconstruct(cls, shape, dtype)
+
+
+def _dtype(*args):
+    dtype = np.dtype(*args)
+    if dtype.hasobject:  # object arrays hold arbitrary Python objects
+        _refuse("an object array")
+    return dtype
+
+
+def _frombuffer(buf, dtype, shape, order):
+    # protocol 5's form of an array: a view on bytes already read, so it allocates nothing new
+    if np.dtype(dtype).hasobject:
+        _refuse("an object array")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+
+
+def _latin1(text, encoding="latin1"):
+    # how protocol 2 writes Python 3 bytes: _codecs.encode(str, "latin1")
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        _refuse("a text encoding other than latin-1")
+    return text.encode("latin1")
+
+
+# every global an official batch (or one written like it) may name, and what it becomes
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _dtype,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("_codecs", "encode"): _latin1,
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles only what the official CIFAR-10 files hold: dicts, lists, str, bytes, numbers
+    and NumPy arrays of plain dtypes. Any other global (``os.system``, ``builtins.eval``…) is
+    refused before it is looked up, so nothing in the file can run."""
+
+    def find_class(self, module, name):
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            _refuse(REFUSED_GLOBAL.format(module=module, name=name))
+        return allowed
+
+
 def _unpickle(path: Path) -> tuple[dict, bytes]:
-    """One CIFAR-10 python batch (a pickle: the dataset's official format) and its raw bytes."""
-    # pickle can run code: only the seven files of the official release are ever unpickled
-    if path.name not in CIFAR_FILES:
-        raise ValueError(f"refusing to unpickle {path}: not a CIFAR-10 batch file name")
-    raw = path.read_bytes()
+    """One CIFAR-10 python batch (a pickle: the dataset's official format) and its raw bytes.
+
+    The file must be a regular file of at most ``MAX_BATCH_BYTES``; it is read with
+    ``_BatchUnpickler``, never with the stock unpickler, whether or not it matches the official
+    MD5 (a match only says the data is the published one).
+    """
+    raw = read_capped(path, cap=MAX_BATCH_BYTES, what="CIFAR-10 batch")
     try:
-        obj = pickle.loads(raw, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise FairpruneError(ERR_CIFAR_BATCH.format(path=path, reason=exc)) from None
+        obj = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except Exception as exc:  # nothing ran: whatever the refusal or damage, it is one line
+        lines = str(exc).strip().splitlines()
+        reason = lines[0][:120] if lines else type(exc).__name__
+        raise FairpruneError(ERR_CIFAR_BATCH.format(path=path, reason=reason)) from None
     if not isinstance(obj, dict):
         raise FairpruneError(ERR_CIFAR_BATCH.format(path=path, reason="not a dict"))
     return obj, raw
 
 
-def _cifar_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images (N, 3, 32, 32) uint8, labels (N,) int64, file names) of one batch, validated."""
-    obj, _ = _unpickle(path)
+def _official(raw: bytes, name: str) -> bool:
+    """Whether ``raw`` is the official release's file ``name`` (its published MD5)."""
+    return hashlib.md5(raw, usedforsecurity=False).hexdigest() == CIFAR_MD5.get(name)
+
+
+def _texts(values, path: Path, key: str) -> list[str]:
+    """A list of bytes/str values as text (file names, class names)."""
+    if not isinstance(values, list | tuple) or not all(isinstance(v, bytes | str) for v in values):
+        reason = f"{key} is not a list of names"
+        raise FairpruneError(ERR_CIFAR_BATCH.format(path=path, reason=reason))
+    return [v.decode(errors="replace") if isinstance(v, bytes) else v for v in values]
+
+
+def _cifar_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray, list[str], bytes]:
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64, file names, raw bytes) of one batch."""
+    obj, raw = _unpickle(path)
     missing = [repr(k) for k in (b"data", b"labels", b"filenames") if k not in obj]
     if missing:
         reason = f"missing key(s) {', '.join(missing)}"
         raise FairpruneError(ERR_CIFAR_BATCH.format(path=path, reason=reason))
-    data = np.asarray(obj[b"data"])
-    labels = np.asarray(obj[b"labels"], dtype=np.int64)
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in obj[b"filenames"]]
+    data = obj[b"data"]
+    if not isinstance(data, np.ndarray):
+        reason = f"data is a {type(data).__name__}, expected a uint8 array"
+        raise FairpruneError(ERR_CIFAR_BATCH.format(path=path, reason=reason))
+    labels = obj[b"labels"]
+    if not isinstance(labels, list | tuple | np.ndarray) or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in labels
+    ):
+        raise FairpruneError(ERR_CIFAR_BATCH.format(path=path, reason="labels are not integers"))
+    bad = [i for i, v in enumerate(labels) if not 0 <= int(v) < num_classes]
+    if bad:
+        rows = ", ".join(str(r) for r in bad[:5])
+        raise FairpruneError(ERR_CIFAR_LABELS.format(path=path, last=num_classes - 1, rows=rows))
+    labels = np.asarray(labels, dtype=np.int64)
+    names = _texts(obj[b"filenames"], path, "filenames")
     side2 = 3 * CIFAR_SIDE * CIFAR_SIDE
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != side2:
         reason = f"data is {data.dtype} {data.shape}, expected uint8 (N, {side2})"
@@ -90,12 +196,8 @@ def _cifar_batch(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray, 
     if not (len(labels) == len(names) == len(data)):
         reason = f"{len(data)} images, {len(labels)} labels, {len(names)} file names"
         raise FairpruneError(ERR_CIFAR_BATCH.format(path=path, reason=reason))
-    bad = (labels < 0) | (labels >= num_classes)
-    if bad.any():
-        rows = ", ".join(str(int(r)) for r in np.flatnonzero(bad)[:5])
-        raise FairpruneError(ERR_CIFAR_LABELS.format(path=path, last=num_classes - 1, rows=rows))
     # rows are 1024 red, 1024 green, 1024 blue values, each row-major: channel-first already
-    return data.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE), labels, names
+    return data.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE), labels, names, raw
 
 
 class _CifarView:
@@ -164,11 +266,13 @@ def load_cifar10(
         CIFAR_FILES,
         f"{CIFAR_DIR}/ with data_batch_1..5, test_batch and batches.meta (the python version)",
     )
-    meta, _ = _unpickle(folder / "batches.meta")
+    for name in CIFAR_FILES:  # symlinks may point anywhere inside root, never out of it
+        stays_inside(folder / name, root)
+    meta, meta_raw = _unpickle(folder / "batches.meta")
     if b"label_names" not in meta:
         reason = "missing key b'label_names'"
         raise FairpruneError(ERR_CIFAR_BATCH.format(path=folder / "batches.meta", reason=reason))
-    class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"]]
+    class_names = _texts(meta[b"label_names"], folder / "batches.meta", "label_names")
     changed = {"standard": [], "imbalanced": ["cat", "dog"], "shortcut": ["dog"]}[variant]
     absent = [c for c in changed if c not in class_names]
     if absent:
@@ -177,7 +281,10 @@ def load_cifar10(
     x_train = np.concatenate([p[0] for p in parts])  # (50000, 3, 32, 32)
     y_train = np.concatenate([p[1] for p in parts])
     ids_train = [n for p in parts for n in p[2]]
-    x_test, y_test, ids_test = _cifar_batch(folder / "test_batch", len(class_names))
+    x_test, y_test, ids_test, test_raw = _cifar_batch(folder / "test_batch", len(class_names))
+    raws = {**{n: p[3] for n, p in zip(CIFAR_TRAIN, parts, strict=True)},
+            "test_batch": test_raw, "batches.meta": meta_raw}  # fmt: skip
+    official = all(_official(raws[n], n) for n in CIFAR_FILES)
     rng = np.random.default_rng([seed, 10])
     keep = np.ones(len(y_train), dtype=bool)
     squared = None
@@ -220,7 +327,7 @@ def load_cifar10(
     splits = _limit(splits, limit, test_limit, seed)
     fingerprint = stable_hash(
         {
-            "files": [sha256_file(folder / n) for n in CIFAR_FILES],
+            "files": [sha256_bytes(raws[n]) for n in CIFAR_FILES],  # the bytes that were read
             "options": [
                 variant,
                 image_size,
@@ -249,6 +356,13 @@ def load_cifar10(
         input_size=image_size,
         splits=splits,
         synthetic=False,
-        description=f"CIFAR-10 from {folder}: {notes}; groups are the ten classes.",
+        description=(
+            f"CIFAR-10 from {folder}: {notes}; groups are the ten classes. "
+            + (
+                "The files are the official release (MD5 checked)."
+                if official
+                else "The files are not the official release (their MD5s differ)."
+            )
+        ),
         fingerprint=f"cifar10-{variant}-" + fingerprint,
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fairprune.data.base import DatasetBundle, SplitData, _first_rows, check_groups, subset
-from fairprune.data.files import ERR_IMAGES_MISSING, verify_images
+from fairprune.data.files import clip, listed_files, read_capped, verify_count, verify_images
 from fairprune.errors import FairpruneError
 from fairprune.utils import stable_hash
 
@@ -33,13 +35,40 @@ ERR_NO_TRAIN = "{source} yields an empty training split; check the split column 
 ERR_FEW_CLASSES = "{source} has a single label ({label!r}); a classifier needs at least two."
 
 
+ERR_CSV_NO_ROWS = "{path} has no data rows; add one row per image (path,label,group)."
+
+
+ERR_GROUP_COLUMNS = "group_columns must name one or more CSV columns, got {value!r}."
+
+
+ERR_FRACTIONS = (
+    "val_fraction + test_fraction must stay below 1 (got {val} + {test}); leave rows to train on."
+)
+
+
+MAX_CSV_BYTES = 256 * 2**20  # a CSV listing images; millions of rows fit
+
+
+def read_table(
+    path: Path, *, cap: int = MAX_CSV_BYTES, message: str = ERR_CSV_UNREADABLE
+) -> pd.DataFrame:
+    """A CSV as strings (no NA guessing), size-capped; ``message`` (path, reason) if not CSV."""
+    raw = read_capped(path, cap=cap, what="CSV file")
+    try:
+        return pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeError, OverflowError) as exc:  # ParserError, EmptyDataError…
+        lines = str(exc).strip().splitlines()
+        reason = lines[0][:120] if lines else type(exc).__name__
+        raise FairpruneError(message.format(path=path, reason=reason)) from None
+
+
 def load_csv_dataset(
     root,
     csv,
     *,
     seed: int = 0,
     image_size: int = 64,
-    group_columns=("group",),
+    group_columns: str | tuple[str, ...] = ("group",),
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     verify: str | int = "all",
@@ -70,14 +99,21 @@ def load_csv_dataset(
     if not csv:
         raise FairpruneError(ERR_CSV_MISSING.format(path=csv))
     path = Path(csv)
-    if not path.is_file():
-        raise FairpruneError(ERR_CSV_MISSING.format(path=path))
+    if not os.path.exists(path):  # never raises: a NUL byte or an over-long name is "missing"
+        raise FairpruneError(ERR_CSV_MISSING.format(path=clip(path)))
     if isinstance(group_columns, str):
         group_columns = tuple(c.strip() for c in group_columns.split(",") if c.strip())
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise FairpruneError(ERR_CSV_UNREADABLE.format(path=path, reason=exc)) from None
+    if (
+        not isinstance(group_columns, list | tuple)
+        or not group_columns
+        or not all(isinstance(c, str) and c.strip() for c in group_columns)
+    ):
+        raise FairpruneError(ERR_GROUP_COLUMNS.format(value=group_columns))
+    group_columns = tuple(c.strip() for c in group_columns)
+    if val_fraction + test_fraction >= 1:
+        raise FairpruneError(ERR_FRACTIONS.format(val=val_fraction, test=test_fraction))
+    sample = verify_count(verify)
+    df = read_table(path)
     need = ["path", "label", *group_columns]
     missing = [c for c in need if c not in df.columns]
     if missing:
@@ -86,23 +122,20 @@ def load_csv_dataset(
                 path=path, missing=", ".join(missing), groups=", ".join(group_columns)
             )
         )
-    for col in need:
-        empty = df[col].str.strip() == ""
+    if df.empty:
+        raise FairpruneError(ERR_CSV_NO_ROWS.format(path=path))
+    for col in dict.fromkeys(need):
+        df[col] = df[col].str.strip()
+        empty = df[col] == ""
         if empty.any():
             raise FairpruneError(
                 ERR_CSV_EMPTY_VALUES.format(path=path, column=col, rows=_first_rows(empty))
             )
     root = Path(root)
-    paths = [root / p for p in df["path"]]
-    exists = np.array([p.is_file() for p in paths])
-    if not exists.all():
-        first = df["path"].iloc[int(np.flatnonzero(~exists)[0])]
-        raise FairpruneError(
-            ERR_IMAGES_MISSING.format(
-                count=int((~exists).sum()), source=path.name, root=root, first=first
-            )
-        )
-    verify_images(paths, sample=None if verify == "all" else int(verify), seed=seed)
+    # every row must lead (symlinks resolved) to a regular file inside root, each one only once
+    lines = [str(i + 2) for i in range(len(df))]  # +2: header line, 1-based file lines
+    paths = listed_files(root, df["path"].tolist(), source=path.name, rows=lines, unique=True)
+    verify_images(paths, sample=sample, seed=seed)
     class_names = sorted(df["label"].unique(), key=_natural)
     if len(class_names) < 2:
         raise FairpruneError(ERR_FEW_CLASSES.format(source=path.name, label=class_names[0]))
@@ -159,7 +192,9 @@ def load_csv_dataset(
 
 
 def _natural(value: str):
-    return (0, int(value)) if str(value).lstrip("-").isdigit() else (1, str(value))
+    text = str(value)
+    digits = text[1:] if text.startswith("-") else text
+    return (0, int(text)) if digits.isascii() and digits.isdigit() else (1, text)
 
 
 def stratified_assignment(labels, groups, val_fraction, test_fraction, seed) -> np.ndarray:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,15 @@ import pandas as pd
 
 from fairprune import paths as fp_paths
 from fairprune.data.base import DatasetBundle, SplitData, _first_rows, _limit, check_groups
-from fairprune.data.csv_table import ERR_CSV_EMPTY_VALUES, ERR_CSV_UNREADABLE
+from fairprune.data.csv_table import ERR_CSV_EMPTY_VALUES, ERR_CSV_NO_ROWS, read_table
 from fairprune.data.files import (
     DEFAULT_VERIFY,
     _check_files,
     _verify_sample,
+    check_listed_names,
+    folder_listing,
+    stays_inside,
+    verify_count,
 )
 from fairprune.errors import FairpruneError
 from fairprune.utils import sha256_bytes, sha256_file, stable_hash
@@ -66,6 +72,14 @@ FITZ_LIGHT_TRAIN = 0.8  # share of types 1–2 used for training; the rest is he
 FITZ_VAL = 0.2  # share of the held-out images (all groups) used for validation; the rest: test
 
 
+MAX_FITZ_CSV_BYTES = 64 * 2**20  # fitzpatrick17k.csv is about 4 MB
+
+
+ERR_FITZ_FRACTIONS = (
+    "light_train_fraction must be in (0, 1] and val_fraction in [0, 1); got {light} and {val}."
+)
+
+
 def fitzpatrick_assignment(
     groups, labels, seed: int = 0, light_train_fraction=FITZ_LIGHT_TRAIN, val_fraction=FITZ_VAL
 ) -> np.ndarray:
@@ -99,16 +113,40 @@ def _split_cache_dir(root: Path) -> Path:
 
 
 def _write_split(path: Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` to a new file and rename it into place.
+
+    The rename replaces a name, never writes through it: a symlink planted at ``path`` (even a
+    dangling one) cannot make fairprune create or change the file it points to.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            frame.to_csv(f, index=False)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the split is shared like the data
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _usable(path: Path) -> bool | None:
+    """True: a regular file (not a symlink) to read; None: nothing there yet; False: leave it.
+
+    A symlink, folder, pipe or device under the split file's name is neither read nor written.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode)
 
 
 def _read_split(path: Path, hashes: list[str]) -> np.ndarray | None:
     """The saved assignment aligned with ``hashes``; None when it covers other images."""
-    try:
-        saved = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise FairpruneError(ERR_SPLIT_FILE.format(path=path, reason=exc)) from None
+    saved = read_table(path, cap=MAX_FITZ_CSV_BYTES, message=ERR_SPLIT_FILE)
     if list(saved.columns) != ["md5hash", "split"]:
         raise FairpruneError(
             ERR_SPLIT_FILE.format(path=path, reason="columns must be md5hash,split")
@@ -129,8 +167,12 @@ def _fitz_split(root, hashes, groups, labels, seed, light_train_fraction, val_fr
     if (light_train_fraction, val_fraction) != (FITZ_LIGHT_TRAIN, FITZ_VAL):
         name += "_" + stable_hash([light_train_fraction, val_fraction])[:8]
     candidates = [root / f"{name}.csv", _split_cache_dir(root) / f"{name}.csv"]
-    for path in candidates:
-        if path.is_file():
+    for path in list(candidates):
+        usable = _usable(path)
+        if usable is False:
+            log.warning("%s is not a regular file (a symlink?); not using it", path)
+            candidates.remove(path)
+        elif usable:
             assignment = _read_split(path, hashes)
             if assignment is not None:
                 return assignment, path
@@ -186,11 +228,16 @@ def load_fitzpatrick17k(
     """
     root = Path(root)
     _check_files("Fitzpatrick17k", root, [FITZ_CSV, "images/"], f"{FITZ_CSV} and images/")
+    if not (0 < light_train_fraction <= 1 and 0 <= val_fraction < 1):
+        raise FairpruneError(
+            ERR_FITZ_FRACTIONS.format(light=light_train_fraction, val=val_fraction)
+        )
+    verify_count(verify)
     csv_path = root / FITZ_CSV
-    try:
-        df = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise FairpruneError(ERR_CSV_UNREADABLE.format(path=csv_path, reason=exc)) from None
+    stays_inside(csv_path, root)
+    df = read_table(csv_path, cap=MAX_FITZ_CSV_BYTES)
+    if df.empty:
+        raise FairpruneError(ERR_CSV_NO_ROWS.format(path=csv_path))
     skin_col = next((c for c in SKIN_COLUMNS if c in df.columns), None)
     missing = [c for c in ("md5hash", "three_partition_label") if c not in df.columns]
     if skin_col is None:
@@ -222,8 +269,12 @@ def load_fitzpatrick17k(
     unknown = skin_type == -1
     duplicate = np.zeros(len(df), dtype=bool)  # a repeated image would leak across splits
     duplicate[~unknown] = df["md5hash"][~unknown].duplicated().to_numpy()
-    present = set(os.listdir(root / "images"))
-    no_image = ~np.array([f"{h}.jpg" in present for h in df["md5hash"]]) & ~unknown & ~duplicate
+    stays_inside(root / "images", root)
+    present, odd = folder_listing(root / "images", root)
+    listed = [f"{h}.jpg" for h in df["md5hash"]]
+    lines = [str(i + 2) for i in range(len(df))]  # +2: header line, 1-based file lines
+    check_listed_names(listed, lines, odd, source=csv_path.name, root=root)
+    no_image = ~np.array([n in present for n in listed], dtype=bool) & ~unknown & ~duplicate
     skipped = {
         "unknown skin type": int(unknown.sum()),
         "duplicate md5hash": int(duplicate.sum()),

@@ -30,11 +30,23 @@ from fairprune.nets.manifest import (
     ERR_HASH,
     ERR_NO_MANIFEST,
     ERR_NO_WEIGHTS,
+    ERR_OUTSIDE_STORE,
+    MAX_MANIFEST_BYTES,
+    MAX_WEIGHTS_BYTES,
     ModelRecord,
     _check_name,
     _read_manifest,
+    check_file,
+    parse_json,
 )
-from fairprune.nets.shapes import _load_state, _rebuild, layer_shapes
+from fairprune.nets.shapes import (
+    _load_state,
+    _rebuild,
+    check_finite,
+    compare_shapes,
+    expected_shapes,
+    layer_shapes,
+)
 from fairprune.utils import environment, sha256_file
 
 log = logging.getLogger(__name__)
@@ -160,7 +172,8 @@ def save_dense_model(
 
 def _corrupt(source: object, exc: Exception, message: str = ERR_CORRUPT) -> FairpruneError:
     lines = str(exc).strip().splitlines()
-    reason = lines[0][:80] if lines else type(exc).__name__  # EOFError has no message
+    reason = lines[0] if lines else type(exc).__name__  # EOFError has no message
+    reason = reason if len(reason) <= 160 else reason[:159] + "…"
     return FairpruneError(message.format(path=source, reason=reason))
 
 
@@ -170,23 +183,149 @@ def _read_safetensors(data: Path | bytes, source: object) -> dict[str, torch.Ten
         if isinstance(data, bytes):
             return load_safetensors_bytes(data)
         return load_file(str(data))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
         raise _corrupt(source, exc) from None
+
+
+MAX_HEADER_BYTES = 100 * 2**20  # the safetensors format's own limit on its JSON header
+
+
+_DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2,
+    "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
+
+
+class _BadHeader(ValueError):
+    """Why a safetensors header cannot describe its file."""
+
+
+def _header_entries(header: object, data_size: int) -> dict[str, tuple[int, ...]]:
+    """Name → shape from a parsed header, after checking it against the data section's size."""
+    if not isinstance(header, dict):
+        raise _BadHeader("the header is not a JSON object")
+    spans, shapes = [], {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise _BadHeader("__metadata__ is not a map of strings")
+            continue
+        label = repr(name[:40])
+        if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+            raise _BadHeader(f"tensor {label} lacks dtype, shape or data_offsets")
+        dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if dtype not in _DTYPE_BYTES:
+            raise _BadHeader(f"tensor {label} has an unknown dtype {str(dtype)[:20]!r}")
+        ints = isinstance(shape, list) and all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        )
+        if not ints or len(shape) > 8:
+            raise _BadHeader(f"tensor {label} has an invalid shape")
+        good = (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        )
+        if not good or not 0 <= offsets[0] <= offsets[1] <= data_size:
+            raise _BadHeader(f"tensor {label} has offsets outside the file")
+        need = _DTYPE_BYTES[dtype]
+        for d in shape:
+            need *= d  # exact integers: a "huge shape" cannot overflow into a small number
+        if need != offsets[1] - offsets[0]:
+            raise _BadHeader(
+                f"tensor {label} of shape {shape} needs {need} bytes, its offsets hold "
+                f"{offsets[1] - offsets[0]}"
+            )
+        spans.append((offsets[0], offsets[1], label))
+        shapes[name] = tuple(shape)
+    end = 0
+    for begin, stop, label in sorted(spans):
+        if begin != end:  # the format packs tensors back to back: a gap or an overlap is a lie
+            raise _BadHeader(f"tensor {label} overlaps another or leaves a gap")
+        end = stop
+    if end != data_size:
+        raise _BadHeader(f"the tensors cover {end} of the {data_size} data bytes")
+    return shapes
+
+
+def safetensors_shapes(data: Path | bytes, source: object) -> dict[str, tuple[int, ...]]:
+    """Check a safetensors header against the file and return name → shape; reads no tensor.
+
+    The header's declared length must fit the file; each tensor's dtype must be known and its
+    shape's bytes equal its offsets' span; the spans must tile the data section exactly. A lying
+    header is refused here, before anything is allocated from it.
+    """
+    try:
+        if isinstance(data, bytes):
+            size, head = len(data), data[:8]
+        else:
+            size = os.stat(data).st_size
+            with open(data, "rb") as f:
+                head = f.read(8)
+        if size < 8:
+            raise _BadHeader(f"{size} bytes, shorter than the 8-byte header length")
+        n = int.from_bytes(head, "little")
+        if n > MAX_HEADER_BYTES or n > size - 8:
+            raise _BadHeader(f"header length {n} runs past the end of the {size}-byte file")
+        if isinstance(data, bytes):
+            raw = data[8 : 8 + n]
+        else:
+            with open(data, "rb") as f:
+                f.seek(8)
+                raw = f.read(n)
+        try:
+            header = parse_json(raw, cap=MAX_HEADER_BYTES)
+        except ValueError as exc:
+            raise _BadHeader(f"header: {exc}") from None
+        return _header_entries(header, size - 8 - n)
+    except _BadHeader as exc:
+        raise _corrupt(source, exc) from None
+    except OSError as exc:
+        raise _corrupt(source, exc) from None
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    real, root = os.path.realpath(path), os.path.realpath(directory)
+    return real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _load_ours(path: Path) -> tuple[nn.Module, ModelRecord]:
     weights, manifest = path.with_suffix(".safetensors"), path.with_suffix(".json")
-    if not manifest.exists():
+    if not os.path.exists(manifest):
         raise FairpruneError(ERR_NO_MANIFEST.format(path=path, manifest=manifest.name))
-    if not weights.exists():
+    if not os.path.exists(weights):
         raise FairpruneError(ERR_NO_WEIGHTS.format(path=path, weights=weights.name))
+    # file type and size first: a FIFO or /dev/zero is never opened, hashed or parsed
+    check_file(manifest, cap=MAX_MANIFEST_BYTES, what="manifest")
+    size = check_file(weights, cap=MAX_WEIGHTS_BYTES, what="checkpoint")
     record = _read_manifest(manifest)
-    if sha256_file(weights) != record.sha256:
+    found = safetensors_shapes(weights, weights)  # header against file size, before hashing
+    if size != record.file_size or sha256_file(weights) != record.sha256:
         raise FairpruneError(ERR_HASH.format(path=weights))
+    # the manifest's model on the meta device against the header: nothing allocated yet
+    compare_shapes(expected_shapes(record, manifest), found, weights, record.arch)
     state = _read_safetensors(weights, weights)
+    check_finite(state, weights)
     model = _rebuild(record, manifest)
     _load_state(model, state, weights, record.arch)
     return model, replace(record, path=str(weights))
+
+
+def _list_entry(manifest: Path, directory: Path) -> ModelRecord:
+    """The record of one store entry, checked without hashing; FairpruneError if unusable."""
+    weights = manifest.with_suffix(".safetensors")
+    if not os.path.lexists(weights):
+        raise FairpruneError(ERR_NO_WEIGHTS.format(path=manifest, weights=weights.name))
+    for p in (manifest, weights):  # a symlink out of the store is not the store's model
+        if not _inside(p, directory):
+            raise FairpruneError(ERR_OUTSIDE_STORE.format(path=p, store=directory))
+    check_file(manifest, cap=MAX_MANIFEST_BYTES, what="manifest")
+    size = check_file(weights, cap=MAX_WEIGHTS_BYTES, what="checkpoint")
+    record = _read_manifest(manifest)
+    if size != record.file_size:
+        raise FairpruneError(ERR_HASH.format(path=weights))
+    safetensors_shapes(weights, weights)  # two small reads: a lying header is not listed
+    return replace(record, path=str(weights))
 
 
 def list_models(directory: str | Path) -> list[ModelRecord]:
@@ -200,25 +339,20 @@ def list_models(directory: str | Path) -> list[ModelRecord]:
     Returns
     -------
     list of ModelRecord
-        Sorted by ``created`` (then name), ``path`` set. The weights' size is checked against the
-        manifest here; the full hash is checked by ``load_model``.
+        Sorted by ``created`` (then name), ``path`` set. File types, sizes, the manifest and the
+        weights' size against it are checked here, without reading the weights (a FIFO or a
+        link to ``/dev/zero`` is skipped, never opened); the full hash is checked by
+        ``load_model``. One bad entry never hides the others.
     """
     directory = Path(directory)
     if not directory.is_dir():
         return []
     out = []
     for manifest in sorted(directory.glob("*.json")):
-        weights = manifest.with_suffix(".safetensors")
-        if not weights.exists():
-            log.warning("skipping %s: no weights beside it", manifest)
-            continue
         try:
-            record = _read_manifest(manifest)
+            out.append(_list_entry(manifest, directory))
         except FairpruneError as exc:
-            log.warning("skipping %s", exc)
-            continue
-        if weights.stat().st_size != record.file_size:
-            log.warning("skipping %s: %s", manifest, ERR_HASH.format(path=weights))
-            continue
-        out.append(replace(record, path=str(weights)))
+            log.warning("skipping %s: %s", manifest, exc)
+        except Exception as exc:  # one odd entry must not break listing the whole store
+            log.warning("skipping %s: %s", manifest, f"{type(exc).__name__}: {exc}"[:200])
     return sorted(out, key=lambda r: (r.created, r.name))

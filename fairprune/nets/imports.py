@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,7 +15,14 @@ import torch
 from torch import nn
 
 from fairprune.errors import FairpruneError
-from fairprune.nets.checkpoint import _corrupt, _load_ours, _read_safetensors, save_model
+from fairprune.nets.checkpoint import (
+    _corrupt,
+    _inside,
+    _load_ours,
+    _read_safetensors,
+    safetensors_shapes,
+    save_model,
+)
 from fairprune.nets.flops import count_macs_params
 from fairprune.nets.foreign import model_from_state
 from fairprune.nets.manifest import (
@@ -27,22 +36,36 @@ from fairprune.nets.manifest import (
     ERR_NEED_ARCH,
     ERR_NOT_FOUND,
     ERR_NOT_STATE_DICT,
+    ERR_OUTSIDE_STORE,
     ERR_PICKLE_REFUSED,
     ERR_TOO_BIG,
+    MAX_WEIGHTS_BYTES,
     ModelRecord,
     _parse_manifest,
+    check_file,
 )
-from fairprune.nets.shapes import _load_state, _rebuild
+from fairprune.nets.shapes import (
+    _load_state,
+    _rebuild,
+    check_finite,
+    compare_shapes,
+    expected_shapes,
+)
 from fairprune.utils import sha256_bytes, sha256_file
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # uploads above this go in by path instead
+
+
+ERR_NOT_IN_STORE = "No file {name} in the models folder {store}; check the name."
 
 
 def _read_pt(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
     """A state dict from a ``.pt``/``.pth`` file or its bytes, through ``weights_only=True``."""
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
-        obj = torch.load(stream, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a file's pickle protocol: noise here
+            warnings.simplefilter("ignore")
+            obj = torch.load(stream, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # the weights-only unpickler met something other than tensors
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
     except EOFError as exc:
@@ -51,7 +74,7 @@ def _read_pt(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
         if "PytorchStreamReader" in str(exc):  # a broken zip container
             raise _corrupt(source, exc, ERR_CORRUPT_PT) from None
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
-    except Exception:  # anything else weights_only raises is a refusal too; nothing ran
+    except Exception:  # anything else weights_only raises (MemoryError included) is a refusal
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
     # training scripts often wrap the state dict: {"epoch": 3, "state_dict": {...}}
     if isinstance(obj, dict):
@@ -78,6 +101,7 @@ def _from_state(
     Returns (model, num_outputs, num_classes, input_size, kind).
     """
     f = model_from_state(state, source, arch, num_classes=num_classes, input_size=input_size)
+    check_finite(f.model.state_dict(), source)  # NaN/inf weights would crash the audit later
     return f.model, f.num_outputs, f.num_classes, f.input_size, f.kind
 
 
@@ -109,8 +133,11 @@ def load_model(
         gives outputs identical to the model that was saved.
     """
     path = Path(path)
-    if not path.exists():
-        raise FairpruneError(ERR_NOT_FOUND.format(path=path))
+    if not os.path.lexists(path):  # never raises, whatever the string
+        text = str(path)
+        raise FairpruneError(
+            ERR_NOT_FOUND.format(path=text if len(text) < 200 else text[:199] + "…")
+        )
     suffix = path.suffix.lower()
     if suffix in (".safetensors", ".json"):
         model, record = _load_ours(path)
@@ -128,6 +155,7 @@ def load_model(
 def _load_state_dict(path: Path, arch, num_classes, input_size) -> tuple[nn.Module, ModelRecord]:
     if not arch:
         raise FairpruneError(ERR_NEED_ARCH.format(path=path))
+    nbytes = check_file(path, cap=MAX_WEIGHTS_BYTES, what="checkpoint")  # before torch opens it
     state = _read_pt(path, path)
     model, outputs, classes, size, kind = _from_state(state, path, arch, num_classes, input_size)
 
@@ -142,7 +170,7 @@ def _load_state_dict(path: Path, arch, num_classes, input_size) -> tuple[nn.Modu
         macs=macs,
         params=params,
         sha256=sha256_file(path),
-        file_size=path.stat().st_size,
+        file_size=nbytes,
         path=str(path),
     )
     return model, record
@@ -213,14 +241,18 @@ def import_upload(
         if suffix != ".safetensors":
             raise FairpruneError(ERR_MANIFEST_PAIR.format(path=filename))
         record = _parse_manifest(manifest, filename)
-        if sha256_bytes(data) != record.sha256:
+        if len(data) != record.file_size or sha256_bytes(data) != record.sha256:
             raise FairpruneError(ERR_HASH.format(path=filename))
         if arch and arch != record.arch:
             raise FairpruneError(
                 ERR_ARCH_MISMATCH.format(path=filename, found=record.arch, arch=arch)
             )
+        found = safetensors_shapes(data, filename)  # the header against the bytes, first
+        compare_shapes(expected_shapes(record, filename), found, filename, record.arch)
+        state = _read_safetensors(data, filename)
+        check_finite(state, filename)
         model = _rebuild(record, filename)
-        _load_state(model, _read_safetensors(data, filename), filename, record.arch)
+        _load_state(model, state, filename, record.arch)
         if num_classes is not None and record.num_classes != num_classes:
             raise FairpruneError(
                 ERR_CLASSES.format(path=filename, got=record.num_outputs, want=num_classes)
@@ -233,6 +265,7 @@ def import_upload(
         if not arch:
             raise FairpruneError(ERR_NEED_ARCH.format(path=filename))
         if suffix == ".safetensors":
+            safetensors_shapes(data, filename)
             state = _read_safetensors(data, filename)
         else:
             state = _read_pt(data, filename)
@@ -256,3 +289,70 @@ def import_upload(
         )
     directory.mkdir(parents=True, exist_ok=True)
     return save_model(model, directory, _free_name(directory, Path(filename).stem), **fields_)
+
+
+def store_file(directory: str | Path, name: str) -> Path:
+    """The file ``name`` inside the model store, checked to stay there (symlinks resolved).
+
+    Parameters
+    ----------
+    directory : path
+        The model store.
+    name : str
+        A file name or a path relative to the store, as typed on the Models page.
+
+    Returns
+    -------
+    Path
+        ``directory / name``: a regular file inside the store, at most ``MAX_WEIGHTS_BYTES``.
+    """
+    directory = Path(directory)
+    target = directory / name
+    if not _inside(target, directory):
+        raise FairpruneError(ERR_OUTSIDE_STORE.format(path=name, store=directory))
+    if not os.path.exists(target):
+        raise FairpruneError(ERR_NOT_IN_STORE.format(name=name, store=directory))
+    check_file(target, cap=MAX_WEIGHTS_BYTES, what="checkpoint")
+    return target
+
+
+def add_by_path(
+    directory: str | Path,
+    name: str,
+    *,
+    arch: str | None,
+    num_classes: int | None,
+    input_size: int | None,
+    dataset: str = "",
+    dataset_fingerprint: str = "",
+) -> tuple[ModelRecord, bool]:
+    """Add a file already inside the model store (the Models page's "From the models folder").
+
+    Parameters
+    ----------
+    directory : path
+        The model store.
+    name : str
+        The file's name inside the store.
+    arch, num_classes, input_size, dataset, dataset_fingerprint
+        As for ``import_upload``.
+
+    Returns
+    -------
+    (ModelRecord, bool)
+        The checkpoint, and True when it was one of ours already (validated, not copied).
+    """
+    target = store_file(directory, name)
+    if target.suffix.lower() in (".safetensors", ".json"):
+        _model, record = load_model(target, num_classes=num_classes)
+        return record, True
+    if target.suffix.lower() not in (".pt", ".pth"):
+        raise FairpruneError(ERR_EXTENSION.format(path=name))
+    check_file(target, cap=MAX_UPLOAD_BYTES, what="model added by path")
+    with open(target, "rb") as f:
+        data = f.read(MAX_UPLOAD_BYTES + 1)
+    record = import_upload(
+        data, target.name, directory, arch=arch, num_classes=num_classes, input_size=input_size,
+        dataset=dataset, dataset_fingerprint=dataset_fingerprint,
+    )  # fmt: skip
+    return record, False

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
+
 from fairprune.errors import FairpruneError
+from fairprune.nets.architectures import ARCHITECTURES
 
 FORMAT_VERSION = 1
 
@@ -96,6 +103,46 @@ ERR_ARCH_MISMATCH = (
 )
 
 
+ERR_NOT_A_FILE = (
+    "{path} is not a regular file; point to the checkpoint itself, not a folder, pipe or device."
+)
+
+
+ERR_FILE_TOO_BIG = (
+    "{path} is {size:.0f} MB, over the {cap:.0f} MB a {what} may have; check that it is the "
+    "right file."
+)
+
+
+ERR_NONFINITE = (
+    "{path}: the weights hold NaN or infinite values (first in {name}); the training diverged or "
+    "the file is damaged, retrain or re-export the model."
+)
+
+
+ERR_OUTSIDE_STORE = (
+    "{path} leads outside the models folder {store}; copy the file into the folder itself."
+)
+
+
+MAX_MANIFEST_BYTES = 8 * 2**20  # a real manifest is a few KB (layer shapes + configs)
+
+
+MAX_JSON_DEPTH = 32  # nesting a manifest (or safetensors header) may have; ours use 4
+
+
+MAX_WEIGHTS_BYTES = 4 * 2**30  # a checkpoint file; EfficientNetV2-M is 0.2 GB
+
+
+MAX_OUTPUTS = 100_000  # logits a head may have (ImageNet-21k has 21 841 classes)
+
+
+MAX_CHANNELS = 1 << 16  # any one size a pruned layer's manifest entry may give
+
+
+INPUT_SIZES = (8, 1024)  # square input side a model may declare, px (as dataset image_size)
+
+
 ERR_MANIFEST_PAIR = (
     "{path}: a fairprune .json manifest goes with a .safetensors file; upload the two together."
 )
@@ -108,6 +155,10 @@ _FLOAT_FIELDS = {"target_reduction", "flops_reduction"}
 
 
 _DICT_FIELDS = {"layer_shapes", "config"}
+
+
+_STR_FIELDS = ("name", "arch", "kind", "dataset", "dataset_fingerprint", "criterion", "loss",
+               "sha256", "created")  # fmt: skip
 
 
 _REQUIRED = ("name", "arch", "num_outputs", "num_classes", "input_size", "sha256")
@@ -154,6 +205,89 @@ def _check_name(name: str) -> None:
         raise FairpruneError(ERR_NAME.format(name=name))
 
 
+def check_file(path: str | Path, *, cap: int, what: str) -> int:
+    """A regular file (symlinks followed) of at most ``cap`` bytes, checked before any read.
+
+    Returns the size in bytes. A FIFO would block a reader forever and ``/dev/zero`` never ends,
+    so neither is ever opened, hashed or listed.
+    """
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        raise FairpruneError(ERR_NOT_A_FILE.format(path=path)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise FairpruneError(ERR_NOT_A_FILE.format(path=path))
+    if st.st_size > cap:
+        raise FairpruneError(
+            ERR_FILE_TOO_BIG.format(path=path, size=st.st_size / 2**20, cap=cap / 2**20, what=what)
+        )
+    return st.st_size
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply ``[``/``{`` nest in JSON text (strings skipped), without parsing it.
+
+    ``json.loads`` recurses once per level: a few thousand ``[`` raise ``RecursionError`` (and
+    one such file once broke listing the whole store), so depth is measured first.
+    """
+    skeleton = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)
+    step = np.isin(skeleton, (ord("["), ord("{"))).astype(np.int64)
+    step -= np.isin(skeleton, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def parse_json(raw: bytes, *, cap: int) -> object:
+    """JSON from bytes with a size and depth cap; ``ValueError`` (a short reason) otherwise."""
+    if len(raw) > cap:
+        raise ValueError(f"{len(raw) / 2**20:.0f} MB, over {cap / 2**20:.0f} MB")
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"nested {depth} levels deep, over {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(str(exc).splitlines()[0][:80] if str(exc) else "invalid JSON") from None
+
+
+_SHAPE_KEYS = {"in_channels", "out_channels", "groups", "num_features", "in_features",
+               "out_features"}  # fmt: skip
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")  # e.g. "layer1.0.conv1"
+
+
+def _bounds_problem(data: dict) -> str | None:
+    """Why a manifest's sizes cannot be a real model (checked before anything is built)."""
+    k, c, s = data["num_outputs"], data["num_classes"], data["input_size"]
+    if not 1 <= k <= MAX_OUTPUTS:
+        return f"num_outputs {k} outside 1..{MAX_OUTPUTS}"
+    if not (c == k >= 2 or (k == 1 and c == 2)):
+        return f"num_classes {c} does not fit num_outputs {k}"
+    if not INPUT_SIZES[0] <= s <= INPUT_SIZES[1]:
+        return f"input_size {s} outside {INPUT_SIZES[0]}..{INPUT_SIZES[1]}"
+    for key in ("macs", "params", "file_size"):
+        if data.get(key, 0) < 0:
+            return f"{key} is negative"
+    for key in ("target_reduction", "flops_reduction"):
+        value = data.get(key, 0.0)
+        if not (math.isfinite(value) and 0 <= value <= 1):
+            return f"{key} {value} outside 0..1"
+    shapes = data.get("layer_shapes", {})
+    for name, attrs in shapes.items():
+        if not _MODULE_NAME.fullmatch(name):
+            return f"layer_shapes names {name[:40]!r}, not a module of a network"
+        if not isinstance(attrs, dict) or not attrs or set(attrs) - _SHAPE_KEYS:
+            return f"layer_shapes[{name[:40]!r}] is not a layer's sizes"
+        for attr, value in attrs.items():
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            if not ok or not 1 <= value <= MAX_CHANNELS:
+                return f"layer_shapes[{name[:40]!r}].{attr} is not a size in 1..{MAX_CHANNELS}"
+    return None
+
+
 def _manifest_problem(data: object) -> str | None:
     """Why a parsed manifest is not one of ours, or None."""
     if not isinstance(data, dict):
@@ -176,17 +310,28 @@ def _manifest_problem(data: object) -> str | None:
             return f"{key} has the wrong type"
     if not all(isinstance(data[k], str) for k in ("name", "arch", "sha256")):
         return "name, arch and sha256 must be strings"
+    texts = [k for k in _STR_FIELDS if k in data and not isinstance(data[k], str)]
+    if texts:
+        return f"{texts[0]} has the wrong type"
+    if data["arch"] not in ARCHITECTURES:
+        return f"unknown architecture {data['arch'][:40]!r}"
+    try:
+        _check_name(data["name"])
+    except FairpruneError:
+        return f"name {data['name'][:40]!r} is not a model name (letters, digits, '-', '_', '.')"
+    if any(len(data[k]) > 1000 for k in _STR_FIELDS if k in data):
+        return "a text field is over 1000 characters"
     if data.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
         return f"format {data['format_version']} is newer than this fairprune's {FORMAT_VERSION}"
-    return None
+    return _bounds_problem(data)
 
 
 def _parse_manifest(text: str | bytes, source: object) -> ModelRecord:
+    raw = text.encode() if isinstance(text, str) else text
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        reason = str(exc).splitlines()[0][:80]
-        raise FairpruneError(ERR_BAD_MANIFEST.format(path=source, reason=reason)) from None
+        data = parse_json(raw, cap=MAX_MANIFEST_BYTES)
+    except ValueError as exc:
+        raise FairpruneError(ERR_BAD_MANIFEST.format(path=source, reason=str(exc))) from None
     problem = _manifest_problem(data)
     if problem:
         raise FairpruneError(ERR_BAD_MANIFEST.format(path=source, reason=problem))
@@ -195,8 +340,10 @@ def _parse_manifest(text: str | bytes, source: object) -> ModelRecord:
 
 
 def _read_manifest(path: Path) -> ModelRecord:
+    size = check_file(path, cap=MAX_MANIFEST_BYTES, what="manifest")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(size + 1)
     except OSError as exc:
         raise FairpruneError(ERR_BAD_MANIFEST.format(path=path, reason=exc.strerror)) from None
     return _parse_manifest(raw, path)

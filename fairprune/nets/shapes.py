@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from itertools import chain
 
+import torch
 from torch import nn
 
 from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import build_model
 from fairprune.nets.manifest import (
     ERR_BAD_MANIFEST,
+    ERR_NONFINITE,
     ERR_SHAPES,
     ERR_UNKNOWN_LAYER,
     ERR_UNSUPPORTED_LAYER,
@@ -118,18 +120,43 @@ def _rebuild(record: ModelRecord, source: object) -> nn.Module:
     return model
 
 
-def _load_state(model: nn.Module, state: dict, source: object, arch: str) -> None:
-    """``load_state_dict(strict=True)`` with a one-line error naming the first bad key."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    extra = [k for k in state if k not in own]
+def expected_shapes(record: ModelRecord, source: object) -> dict[str, tuple[int, ...]]:
+    """Name → shape of every tensor the manifest's model holds, built on the meta device.
+
+    Nothing is allocated: a manifest claiming 10¹² outputs or 65 536-channel layers is compared
+    with the weights file's header before a single real parameter exists.
+    """
+    with torch.device("meta"):
+        model = _rebuild(record, source)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def compare_shapes(
+    own: dict[str, tuple[int, ...]], got: dict[str, tuple[int, ...]], source: object, arch: str
+) -> None:
+    """One-line error naming the first missing, unexpected or wrongly shaped tensor."""
+    missing = [k for k in own if k not in got]
+    extra = [k for k in got if k not in own]
     if missing or extra:
         detail = (
-            f"missing {missing[0]!r}" if missing else f"unexpected {extra[0]!r}"
+            f"missing {missing[0]!r}" if missing else f"unexpected {str(extra[0])[:60]!r}"
         ) + f" ({len(missing)} missing, {len(extra)} unexpected keys)"
         raise FairpruneError(ERR_SHAPES.format(path=source, arch=arch, detail=detail))
-    for k, t in own.items():
-        if tuple(t.shape) != tuple(state[k].shape):
-            detail = f"{k} is {tuple(state[k].shape)}, expected {tuple(t.shape)}"
+    for k, shape in own.items():
+        if tuple(shape) != tuple(got[k]):
+            detail = f"{k} is {tuple(got[k])}, expected {tuple(shape)}"
             raise FairpruneError(ERR_SHAPES.format(path=source, arch=arch, detail=detail))
+
+
+def check_finite(state: dict[str, torch.Tensor], source: object) -> None:
+    """Refuse weights holding NaN or ±inf: a model like that only ever predicts garbage."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise FairpruneError(ERR_NONFINITE.format(path=source, name=name[:60]))
+
+
+def _load_state(model: nn.Module, state: dict, source: object, arch: str) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error naming the first bad key."""
+    own = {k: tuple(t.shape) for k, t in model.state_dict().items()}
+    compare_shapes(own, {k: tuple(t.shape) for k, t in state.items()}, source, arch)
     model.load_state_dict(state, strict=True)

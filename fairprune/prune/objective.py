@@ -1,4 +1,5 @@
-"""The task loss the data-driven criteria share (CE or PW) and gradient accumulation."""
+"""What the data-driven criteria share: the task loss (CE or PW), gradient accumulation, the
+calibration batches with their group labels, and group names given by the user."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from torch import nn
 
 from fairprune.config import PruneConfig
+from fairprune.errors import FairpruneError
 
 
 def _task_loss(pw: bool, cfg: PruneConfig) -> Callable:
@@ -33,3 +35,34 @@ def accumulate_gradients(model: nn.Module, calib, loss_fn, device) -> None:
         loss = loss_fn(logits, y.to(device), dense.to(device) if dense is not None else None)
         loss.backward()
     model.cpu()
+
+
+ERR_GROUP_NAME = "unknown group {name!r}; the dataset's groups are: {choices}."
+
+
+def calibration_batches(split, cfg: PruneConfig) -> list:
+    """The calibration data every data-driven criterion sees: (x, y, g) batches of ``split``.
+
+    The first ``cfg.calib_batches`` shuffled batches of ``cfg.calib_batch_size`` rows, drawn with
+    ``cfg.seed`` exactly as the sweep draws them for the structured criteria, so every method of a
+    comparison is calibrated on the same samples.
+    """
+    out = []
+    for x, y, g, _idx in split.batches(cfg.calib_batch_size, shuffle=True, seed=cfg.seed):
+        out.append((x, y, g))
+        if len(out) >= cfg.calib_batches:
+            break
+    return out
+
+
+def resolve_group(value: str, group_names: list[str] | None) -> int | None:
+    """A group named by the user (its name, or its index as text) → index; "" → None."""
+    value = str(value).strip()
+    if not value:
+        return None
+    names = list(group_names or [])
+    if value in names:
+        return names.index(value)
+    if value.lstrip("-").isdigit() and (not names or 0 <= int(value) < len(names)):
+        return int(value)
+    raise FairpruneError(ERR_GROUP_NAME.format(name=value, choices=", ".join(names) or "(none)"))

@@ -1,4 +1,5 @@
-"""The pruning criteria: name → ``CriterionSpec`` (Torch-Pruning importances and custom loops)."""
+"""The pruning criteria: name → ``CriterionSpec`` (Torch-Pruning importances, custom loops and
+the unstructured criteria, whose target is weight sparsity)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,18 @@ class CriterionSpec:
     label: str  # shown in the UI and --help
     needs_data: bool  # needs calibration batches
     needs_dense: bool  # needs the dense model's outputs (PW forms)
-    method: str  # "oneshot" (ratio search) or "custom" (its own loop: AutoBot, iterative Taylor)
+    method: str  # "oneshot" (ratio search), "custom" (own loop), "unstructured" (single weights)
     importance: Callable[[], object] | None = None  # tp importance factory (oneshot)
     run: Callable | None = None  # custom: run(model, config, input_size, calib, progress)
+    # unstructured: run(model, config, *, split, input_size, progress, group_names)
+    #   -> (pruned copy with zeros in place, weight sparsity); target_reduction = weight sparsity
+
+
+UNSTRUCTURED_METHOD = "unstructured"
 
 
 def _register_custom() -> None:
-    from fairprune.prune import autobot, taylor
+    from fairprune.prune import autobot, fairgrape, hessian_saliency, taylor, unstructured
 
     CRITERIA["autobot"] = CriterionSpec("AutoBot (CE)", True, False, "custom", run=autobot.prune)
     CRITERIA["pw_autobot"] = CriterionSpec(
@@ -40,6 +46,24 @@ def _register_custom() -> None:
     )
     CRITERIA["pw_iter_taylor"] = CriterionSpec(
         "iterative Taylor (PW loss)", True, True, "custom", run=taylor.prune
+    )
+    # unstructured: the target is weight sparsity; FLOPs do not fall on dense kernels
+    CRITERIA["unstructured"] = CriterionSpec(
+        "global magnitude, unstructured", False, False, UNSTRUCTURED_METHOD, run=unstructured.prune
+    )
+    CRITERIA["fairgrape"] = CriterionSpec(
+        "FairGRAPE (Lin et al. 2022), unstructured",
+        True,
+        False,
+        UNSTRUCTURED_METHOD,
+        run=fairgrape.prune,
+    )
+    CRITERIA["fairprune"] = CriterionSpec(
+        "FairPrune (Wu et al. 2022), unstructured",
+        True,
+        False,
+        UNSTRUCTURED_METHOD,
+        run=hessian_saliency.prune,
     )
 
 
@@ -71,7 +95,7 @@ CRITERIA: dict[str, CriterionSpec] = {
 try:
     _register_custom()
 except ImportError:  # pragma: no cover - the modules ship together
-    log.warning("AutoBot / iterative Taylor criteria unavailable")
+    log.warning("AutoBot / iterative Taylor / unstructured criteria unavailable")
 
 
 def get_criterion(name: str) -> CriterionSpec:
@@ -79,3 +103,9 @@ def get_criterion(name: str) -> CriterionSpec:
     if name not in CRITERIA:
         raise FairpruneError(ERR_UNKNOWN.format(name=name, choices=", ".join(CRITERIA)))
     return CRITERIA[name]
+
+
+def is_unstructured(name: str) -> bool:
+    """True for criteria that zero single weights (target = weight sparsity, FLOPs unchanged)."""
+    spec = CRITERIA.get(name)
+    return spec is not None and spec.method == UNSTRUCTURED_METHOD

@@ -15,7 +15,12 @@ from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import head_of
 from fairprune.nets.flops import count_macs_params
 from fairprune.prune.objective import _task_loss, accumulate_gradients
-from fairprune.prune.registry import CRITERIA, CriterionSpec, get_criterion
+from fairprune.prune.registry import (
+    CRITERIA,
+    UNSTRUCTURED_METHOD,
+    CriterionSpec,
+    get_criterion,
+)
 from fairprune.utils import Progress, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,12 @@ ERR_TOLERANCE = (
 
 
 ERR_NEEDS_DATA = "the {name!r} criterion needs calibration batches of training data (calib)."
+
+
+ERR_UNSTRUCTURED = (
+    "the {name!r} criterion zeroes single weights: its target is weight sparsity, not FLOPs; "
+    "run it through CRITERIA[{name!r}].run (the sweep and the prune command do)."
+)
 
 
 @dataclass
@@ -111,6 +122,8 @@ def prune_model(
     """
     spec = get_criterion(config.criterion)
     seed_everything(config.seed)  # random importance, AutoBot's gates, Taylor's SGD steps
+    if spec.method == UNSTRUCTURED_METHOD:
+        raise FairpruneError(ERR_UNSTRUCTURED.format(name=config.criterion))
     target = float(config.target_reduction)
     if not 0.0 < target < 1.0:
         raise FairpruneError(ERR_TARGET_RANGE.format(target=target))

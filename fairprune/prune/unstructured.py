@@ -1,9 +1,16 @@
-"""Global unstructured magnitude pruning: weight sparsity, no FLOPs reduction."""
+"""Unstructured pruning: single weights are zeroed in place; weight sparsity, no FLOPs reduction.
+
+The shared pieces of every unstructured criterion live here: which weights may be pruned (conv
+and linear weights, never the classifier head), masks applied in place, and the sparsity reached.
+Global magnitude pruning (``unstructured_prune``) is the simplest criterion of the family;
+``fairgrape`` and ``hessian_saliency`` are the fairness-aware ones.
+"""
 
 from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
@@ -11,6 +18,41 @@ from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import head_of
 
 ERR_AMOUNT = "unstructured sparsity must be in [0, 1), got {amount}."
+
+
+def prunable_weights(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The (module name, module) pairs whose ``weight`` unstructured criteria may zero.
+
+    Conv and linear layers, in ``named_modules`` order; the classifier head is never pruned.
+    """
+    head = head_of(model)
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Linear) and m is not head
+    ]
+
+
+def weight_sparsity(model: nn.Module) -> float:
+    """Share of exact zeros among the prunable weights (0.0 when there are none)."""
+    layers = prunable_weights(model)
+    total = sum(m.weight.numel() for _, m in layers)
+    zeros = sum(int((m.weight == 0).sum()) for _, m in layers)
+    return zeros / total if total else 0.0
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Zero, in place, every weight whose mask entry is False (``masks``: module name → bool)."""
+    modules = dict(model.named_modules())
+    for name, keep in masks.items():
+        w = modules[name].weight
+        w.mul_(keep.to(device=w.device, dtype=w.dtype))
+
+
+def layer_keep_count(numel: int, sparsity: float) -> int:
+    """Weights a layer of ``numel`` keeps at ``sparsity`` (at least one, so no layer dies)."""
+    return max(1, int(round(numel * (1.0 - sparsity))))
 
 
 def unstructured_prune(model: nn.Module, amount: float) -> tuple[nn.Module, float]:
@@ -32,17 +74,20 @@ def unstructured_prune(model: nn.Module, amount: float) -> tuple[nn.Module, floa
     if not 0.0 <= amount < 1.0:
         raise FairpruneError(ERR_AMOUNT.format(amount=amount))
     model = copy.deepcopy(model).cpu()
-    head = head_of(model)
-    params = [
-        (m, "weight")
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d | nn.Linear) and m is not head
-    ]
+    params = [(m, "weight") for _, m in prunable_weights(model)]
     torch_prune.global_unstructured(
         params, pruning_method=torch_prune.L1Unstructured, amount=amount
     )
     for m, name in params:
         torch_prune.remove(m, name)
-    zeros = sum(int((m.weight == 0).sum()) for m, _ in params)
-    total = sum(m.weight.numel() for m, _ in params)
-    return model.eval(), zeros / total
+    return model.eval(), weight_sparsity(model)
+
+
+def prune(
+    model: nn.Module, config, *, split=None, input_size=None, progress=None, group_names=None
+):
+    """``CRITERIA["unstructured"].run``: global magnitude pruning to ``config.target_reduction``.
+
+    Needs no data; the keyword arguments are those every unstructured criterion takes.
+    """
+    return unstructured_prune(model, float(config.target_reduction))

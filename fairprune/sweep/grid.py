@@ -14,7 +14,7 @@ from fairprune.utils import stable_hash
 UNSTRUCTURED = "unstructured"
 
 
-"""Pseudo-criterion: global unstructured magnitude pruning; the target is weight sparsity."""
+"""Global unstructured magnitude pruning (a ``CRITERIA`` entry); the target is weight sparsity."""
 
 
 ERR_UNKNOWN_CRITERION = "unknown pruning criterion {name!r}; choose one of: {choices}."
@@ -33,8 +33,8 @@ ERR_EMPTY_GRID = "the sweep grid is empty: choose at least one criterion, loss, 
 
 
 def criterion_names() -> list[str]:
-    """Every criterion a sweep accepts: the pruning table's keys plus ``unstructured``."""
-    return [*CRITERIA, UNSTRUCTURED]
+    """Every criterion a sweep accepts: the pruning table's keys (``unstructured`` among them)."""
+    return [*CRITERIA] + ([] if UNSTRUCTURED in CRITERIA else [UNSTRUCTURED])
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Cell:
 
     criterion: str  # pruning criterion
     loss: str  # fine-tuning loss
-    target_reduction: float  # wanted FLOPs reduction (weight sparsity for unstructured)
+    target_reduction: float  # wanted FLOPs reduction (weight sparsity for unstructured criteria)
     seed: int  # seeds pruning and fine-tuning
 
 

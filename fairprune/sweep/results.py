@@ -1,4 +1,5 @@
-"""The results store: one SQLite file (WAL mode), one transaction per finished sweep cell.
+"""The results store: one SQLite file (WAL mode), one transaction per finished sweep cell, and the
+review decisions taken on its sweeps and models (append-only).
 
 Connections are opened per operation, so a store object can be shared by Streamlit's script
 threads and two processes can write to one file at once without mixing or losing rows.
@@ -7,11 +8,13 @@ threads and two processes can write to one file at once without mixing or losing
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,7 @@ import pandas as pd
 from fairprune.errors import FairpruneError
 from fairprune.metrics import METRIC_COLUMNS
 
-SCHEMA_VERSION = 2  # 2: per-sample predictions of every cell (table predictions)
+SCHEMA_VERSION = 3  # 2: per-sample predictions of every cell; 3: review decisions (append-only)
 ERR_NOT_A_STORE = (
     "{path} is not a fairprune results store ({reason}); choose another file or move it away and "
     "rerun the sweep."
@@ -33,6 +36,22 @@ NOT_SQLITE = "not an SQLite database"
 DAMAGED = "the SQLite file is damaged"
 OTHER_TABLES = "it holds other tables"
 """The ``reason`` of ``ERR_NOT_A_STORE``: fixed words, not SQLite's, so the message is stable."""
+
+DECISIONS = ("accept", "needs work", "reject")
+"""What a review can decide about a sweep or a model."""
+DECISION_KINDS = ("sweep", "model")
+"""What a decision is about: a sweep (its id) or a model (the SHA-256 of its weights)."""
+ERR_NO_REVIEWER = "enter the reviewer's name: every decision records who took it."
+ERR_BAD_DECISION = "unknown decision {value!r}; choose one of: accept, needs work, reject."
+ERR_BAD_KIND = "a decision is about a 'sweep' or a 'model', not {value!r}."
+ERR_NO_SWEEP = "no sweep {subject!r} in the results store; choose one of its sweep ids."
+ERR_BAD_MODEL_HASH = (
+    "{subject!r} is not a model's content hash; give the 64-hex SHA-256 of its weights "
+    "(`python -m fairprune models`)."
+)
+ERR_APPEND_ONLY = "decisions are append-only"  # raised by SQLite itself on UPDATE/DELETE
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+DECISION_COLUMNS = ["id", "created", "kind", "subject", "decision", "reviewer", "comment"]
 
 LONG_COLUMNS = [
     "sweep_id",
@@ -114,7 +133,23 @@ CREATE TABLE IF NOT EXISTS predictions (
     groups BLOB NOT NULL,
     probs BLOB NOT NULL
 );
+CREATE INDEX IF NOT EXISTS cells_by_model ON cells (model_hash);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('sweep', 'model')),
+    subject TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('accept', 'needs work', 'reject')),
+    reviewer TEXT NOT NULL CHECK (length(trim(reviewer)) > 0),
+    comment TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS decisions_by_subject ON decisions (subject);
+CREATE TRIGGER IF NOT EXISTS decisions_never_change BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS decisions_never_go BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
 """
+_TABLES = {"sweeps", "cells", "group_rows", "predictions", "decisions"}  # of SCHEMA_VERSION
 # per-sample arrays are stored as raw little-endian bytes of a fixed dtype: compact, no pickle
 _CODE_DTYPE = np.dtype("<i2")  # labels, predictions and group codes (< 32768 classes/groups)
 _PROB_DTYPE = np.dtype("<f2")  # class probabilities, 3 significant digits: enough for AUROC
@@ -173,6 +208,11 @@ class StoredPredictions:
     def correct(self) -> np.ndarray:
         """(N,) bool: prediction equals the label."""
         return self.y_pred == self.y_true
+
+    @property
+    def confidence_true(self) -> np.ndarray:
+        """(N,) probability the model gave the true class."""
+        return self.probs[np.arange(len(self.y_true)), self.y_true]
 
 
 def _codes(values, what: str) -> bytes:
@@ -270,13 +310,11 @@ class ResultsStore:
             }
             if tables and not {"sweeps", "cells", "group_rows"} <= tables:
                 raise FairpruneError(ERR_NOT_A_STORE.format(path=self.path, reason=OTHER_TABLES))
-            if (
-                version == SCHEMA_VERSION
-                and {"sweeps", "cells", "group_rows", "predictions"} <= tables
-            ):
+            if version == SCHEMA_VERSION and _TABLES <= tables:
                 return  # opening must not write: the dashboard's caches key on the file's state
             with conn:
-                # one transaction: a second process opening the new file sees all tables or none
+                # one transaction: a second process opening the new file sees all tables or none;
+                # an older store gains the new tables (IF NOT EXISTS) and keeps every row
                 conn.executescript(
                     f"BEGIN;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
                 )
@@ -409,6 +447,106 @@ class ResultsStore:
                     pred_row,
                 )
 
+    def record_decision(
+        self,
+        *,
+        subject: str,
+        kind: str,
+        decision: str,
+        reviewer: str,
+        comment: str = "",
+        when: datetime | None = None,
+    ) -> dict:
+        """Append one review decision (decisions are never changed or deleted).
+
+        Parameters
+        ----------
+        subject : str
+            A sweep id (``kind="sweep"``) or a model's SHA-256 (``kind="model"``).
+        kind : {"sweep", "model"}
+        decision : {"accept", "needs work", "reject"}
+        reviewer : str
+            Who decided (required).
+        comment : str, default ""
+        when : datetime, optional
+            The time of the decision (default: now); stored as ISO 8601 UTC.
+
+        Returns
+        -------
+        dict
+            The stored row (``DECISION_COLUMNS``).
+
+        Raises
+        ------
+        FairpruneError
+            ``ERR_NO_REVIEWER``, ``ERR_BAD_DECISION``, ``ERR_BAD_KIND``, ``ERR_NO_SWEEP`` (an
+            unknown sweep id) or ``ERR_BAD_MODEL_HASH``.
+        """
+        reviewer = (reviewer or "").strip()
+        subject = (subject or "").strip()
+        if not reviewer:
+            raise FairpruneError(ERR_NO_REVIEWER)
+        if decision not in DECISIONS:
+            raise FairpruneError(ERR_BAD_DECISION.format(value=decision))
+        if kind not in DECISION_KINDS:
+            raise FairpruneError(ERR_BAD_KIND.format(value=kind))
+        if kind == "model" and not _SHA256.fullmatch(subject):
+            raise FairpruneError(ERR_BAD_MODEL_HASH.format(subject=subject))
+        stamp = (when or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+        row = {
+            "created": stamp.replace("+00:00", "Z"),
+            "kind": kind,
+            "subject": subject,
+            "decision": decision,
+            "reviewer": reviewer,
+            "comment": (comment or "").strip(),
+        }
+        with self._connect() as conn, conn:
+            if (
+                kind == "sweep"
+                and not conn.execute(
+                    "SELECT 1 FROM sweeps WHERE sweep_id = ?", (subject,)
+                ).fetchone()
+            ):
+                raise FairpruneError(ERR_NO_SWEEP.format(subject=subject))
+            cur = conn.execute(
+                "INSERT INTO decisions (created, kind, subject, decision, reviewer, comment) "
+                "VALUES (:created, :kind, :subject, :decision, :reviewer, :comment)",
+                row,
+            )
+            row["id"] = cur.lastrowid
+        return {c: row[c] for c in DECISION_COLUMNS}
+
+    def decisions(self, sweep_id: str | None = None, subject: str | None = None) -> pd.DataFrame:
+        """Review decisions, oldest first (``DECISION_COLUMNS``).
+
+        Parameters
+        ----------
+        sweep_id : str, optional
+            Only decisions on this sweep and on the models of its cells.
+        subject : str, optional
+            Only decisions on this sweep id or model hash.
+
+        Returns
+        -------
+        pandas.DataFrame
+            id, created (ISO 8601 UTC), kind, subject, decision, reviewer, comment.
+        """
+        where, params = [], []
+        if sweep_id is not None:
+            where.append(
+                "((kind = 'sweep' AND subject = ?) OR (kind = 'model' AND subject IN "
+                "(SELECT model_hash FROM cells WHERE sweep_id = ?)))"
+            )
+            params += [sweep_id, sweep_id]
+        if subject is not None:
+            where.append("subject = ?")
+            params.append(subject)
+        sql = f"SELECT {', '.join(DECISION_COLUMNS)} FROM decisions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return self._frame(sql + " ORDER BY id", tuple(params))
+
     def delete_sweep(self, sweep_id: str) -> None:
         """Remove a sweep, its cells and their group rows in one transaction."""
         with self._connect() as conn, conn:
@@ -423,6 +561,17 @@ class ResultsStore:
             conn.execute("DELETE FROM sweeps WHERE sweep_id = ?", (sweep_id,))
 
     # ---------------------------------------------------------------- reading
+
+    def version(self) -> str:
+        """Changes whenever a sweep or a cell is written or deleted (decisions do not count): the
+        dashboard's caches of tables and intervals key on it, so a review decision does not
+        recompute them."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM sweeps), (SELECT COUNT(*) FROM cells), "
+                "(SELECT COALESCE(MAX(created), 0) FROM cells)"
+            ).fetchone()
+        return f"{row[0]}:{row[1]}:{row[2]!r}"
 
     def has_cell(self, cell_key: str) -> bool:
         """True once the cell has been written."""
@@ -544,6 +693,30 @@ class ResultsStore:
                 "SELECT config_json FROM cells WHERE cell_key=?", (cell_key,)
             ).fetchone()
         return json.loads(row[0]) if row else {}
+
+    def cell_of_model(self, model_hash: str, split_key: str | None = None) -> str | None:
+        """The newest cell whose model has this content hash (and, when given, whose stored
+        predictions are on ``split_key``), or None: pages read it instead of re-running the model.
+        """
+        sql = (
+            "SELECT c.cell_key FROM cells c JOIN predictions p ON p.cell_key = c.cell_key "
+            "WHERE c.model_hash = ?"
+        )
+        params: tuple = (model_hash,)
+        if split_key is not None:
+            sql += " AND p.split_key = ?"
+            params += (split_key,)
+        with self._connect() as conn:
+            row = conn.execute(sql + " ORDER BY c.created DESC LIMIT 1", params).fetchone()
+        return row[0] if row else None
+
+    def cell_groups(self, cell_key: str) -> pd.DataFrame:
+        """One cell's per-group rows as stored (``group_metrics``' columns), "overall" last."""
+        df = self._frame(
+            "SELECT * FROM group_rows WHERE cell_key = ? ORDER BY grp = 'overall', grp",
+            (cell_key,),
+        ).rename(columns={"grp": "group"})
+        return df[["group", *GROUP_METRIC_COLUMNS]]
 
     def predictions(self, cell_keys) -> dict[str, StoredPredictions]:
         """Stored per-sample predictions of the given cells (cells stored without any are absent).

@@ -2,10 +2,12 @@
 from a unit of work to results: it touches no store) → record (the driver saves each model and
 writes each cell to the results store in one transaction, as soon as it is finished).
 
-Every executor shares ``run_unit``, so serial and distributed runs cannot drift apart. Rerunning a
-sweep skips finished cells; stopping loses at most the cell in progress. Every stage that draws
-random numbers is seeded from the cell's seed, so the same sweep on the same machine gives
-byte-identical models and identical rows.
+Every executor shares ``run_unit`` and the driver's record loop (``run_sweep``), so serial and
+distributed runs cannot drift apart: an executor only decides where ``run_unit`` runs
+(``SerialExecutor``: here, one unit after another; ``fairprune.sweep.distributed.RayExecutor``: on
+Ray workers). Rerunning a sweep skips finished cells; stopping loses at most the cell in progress.
+Every stage that draws random numbers is seeded from the cell's seed, so the same sweep on the same
+machine (same torch threads) gives byte-identical models and identical rows.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 import torch
@@ -30,12 +33,10 @@ from fairprune.nets.checkpoint import save_model
 from fairprune.nets.flops import count_macs_params
 from fairprune.nets.imports import load_model
 from fairprune.nets.manifest import ModelRecord
-from fairprune.prune.registry import CRITERIA
+from fairprune.prune.registry import CRITERIA, UNSTRUCTURED_METHOD
 from fairprune.prune.targeting import prune_model
-from fairprune.prune.unstructured import unstructured_prune
 from fairprune.sweep.grid import (
     ERR_NO_SPLIT,
-    UNSTRUCTURED,
     Cell,
     PruneUnit,
     cell_key_for,
@@ -45,7 +46,7 @@ from fairprune.sweep.grid import (
     validate_sweep,
 )
 from fairprune.train import finetune
-from fairprune.utils import Progress, stable_hash
+from fairprune.utils import Progress, seed_everything, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class CellResult:
     overall: dict  # accuracy, gap, std_delta, max_psi, latency_ms, weight_sparsity
     table: pd.DataFrame  # per-group audit (group_metrics' columns)
     preds: Predictions  # per-sample predictions on the audit split
+    environment: dict | None = None  # where it ran (torch, threads, device); None: this process
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,17 @@ class SweepPlan:
         return prune_units(self.todo)
 
 
-def load_context(config: SweepConfig) -> SweepContext:
+def load_context(
+    config: SweepConfig, *, dense: tuple[nn.Module, ModelRecord] | None = None
+) -> SweepContext:
     """Load the dense model and the dataset of a sweep, and audit the dense model once.
+
+    Parameters
+    ----------
+    config : SweepConfig
+    dense : (nn.Module, ModelRecord), optional
+        The dense model already loaded (a Ray worker gets it as bytes from the driver, since
+        ``config.dense_model`` is a path on the driver's disk); default: load that path.
 
     Raises
     ------
@@ -112,7 +123,7 @@ def load_context(config: SweepConfig) -> SweepContext:
         Invalid grid, unreadable checkpoint or dataset, or a missing split.
     """
     validate_sweep(config)
-    dense, record = load_model(config.dense_model)
+    dense, record = dense if dense is not None else load_model(config.dense_model)
     bundle = load_dataset(
         config.dataset, config.data_root, csv=config.csv, **dict(config.dataset_options)
     )
@@ -170,14 +181,22 @@ def prune_unit(ctx: SweepContext, unit: PruneUnit) -> tuple[nn.Module, dict, Pru
     config, record = ctx.config, ctx.record
     pcfg = replace(
         config.prune,
-        criterion=unit.criterion if unit.criterion != UNSTRUCTURED else "l1",
+        criterion=unit.criterion,
         target_reduction=unit.target_reduction,
         seed=unit.seed,
         min_weight=config.min_weight,
         gamma=config.gamma,
     )
-    if unit.criterion == UNSTRUCTURED:
-        model, sparsity = unstructured_prune(ctx.dense, unit.target_reduction)
+    spec = CRITERIA[unit.criterion]
+    if spec.method == UNSTRUCTURED_METHOD:  # single weights zeroed: target = weight sparsity
+        seed_everything(unit.seed)  # calibration batches and any random choice of the criterion
+        model, sparsity = spec.run(
+            ctx.dense,
+            pcfg,
+            split=ctx.bundle.splits["train"],
+            input_size=record.input_size,
+            group_names=ctx.bundle.group_names,
+        )
         macs, params = count_macs_params(model, record.input_size)
         info = {
             "flops_reduction": 1.0 - macs / record.macs if record.macs else 0.0,
@@ -297,6 +316,9 @@ def record_cell(
         f"{bundle.name}-{record.arch}-{cell.criterion}-{cell.loss}"
         f"-r{round(cell.target_reduction * 1e4):04d}-s{cell.seed}-{result.key[2:10]}"
     )
+    config = result.config
+    if result.environment is not None:  # made elsewhere (a Ray worker): say where, in the manifest
+        config = {**config, "environment": result.environment}
     saved = save_model(
         result.model,
         models_dir,
@@ -315,7 +337,7 @@ def record_cell(
         flops_reduction=result.prune_info["flops_reduction"],
         macs=result.prune_info["macs"],
         params=result.prune_info["params"],
-        config=result.config,
+        config=config,
     )
     store.write_cell(
         cell_key=result.key,
@@ -332,6 +354,35 @@ def record_cell(
     return saved
 
 
+class Executor(Protocol):
+    """Where a sweep's units run. ``results`` yields each finished cell as soon as it exists; the
+    caller (``run_sweep``, the driver) records it. An executor never writes a store."""
+
+    def results(
+        self,
+        ctx: SweepContext,
+        units: list[PruneUnit],
+        *,
+        should_stop: Callable[[], bool],
+        report: Callable[[str], None],
+        on_unit: Callable[[PruneUnit], None],
+    ) -> Iterator[CellResult]: ...
+
+
+class SerialExecutor:
+    """Run the units one after another in this process (the default)."""
+
+    name = "serial"
+
+    def results(self, ctx, units, *, should_stop, report, on_unit) -> Iterator[CellResult]:
+        """Yield every cell of ``units`` in grid order; stop between or inside cells."""
+        for unit in units:
+            if should_stop():
+                return
+            on_unit(unit)
+            yield from run_unit(ctx, unit, should_stop=should_stop, report=report)
+
+
 def run_sweep(
     config: SweepConfig,
     *,
@@ -341,8 +392,10 @@ def run_sweep(
     should_stop: Callable[[], bool] | None = None,
     on_cell: Callable[[str], None] | None = None,
     only: Callable[[Cell], bool] | None = None,
+    executor: Executor | None = None,
+    on_unit: Callable[[PruneUnit], None] | None = None,
 ) -> str:
-    """Run every unfinished cell of ``config`` in this process and store each as it finishes.
+    """Run every unfinished cell of ``config`` and store each as it finishes.
 
     Parameters
     ----------
@@ -359,6 +412,12 @@ def run_sweep(
     only : callable, optional
         ``only(cell) -> bool``: run just these cells now (the sweep's id and keys stay those of
         the whole grid, so a later run fills in the rest).
+    executor : Executor, optional
+        Where the units run: ``SerialExecutor()`` (default, this process) or
+        ``fairprune.sweep.distributed.RayExecutor(...)``. Whichever runs them, only this process
+        writes the model store and the results store, one transaction per cell.
+    on_unit : callable, optional
+        Called with each ``PruneUnit`` when it starts (serial) or is sent to a worker (Ray).
 
     Returns
     -------
@@ -367,26 +426,37 @@ def run_sweep(
     """
     stop = should_stop or (lambda: False)
     report = progress or (lambda done, total, info: None)
+    executor = executor or SerialExecutor()
     ctx = load_context(config)
     plan = plan_sweep(ctx, store, only)
     record_dense(store, ctx, plan)
     total = len(plan.cells) + 1  # + the dense baseline
     done = total - len(plan.todo)
     report(done, total, f"{len(plan.todo)} cells to run")
-    for unit in plan.units:
-        if stop():
-            break
-        for result in run_unit(
-            ctx,
-            unit,
-            should_stop=stop,
-            report=lambda info: report(done, total, info),  # noqa: B023
-        ):
+    if not plan.todo:
+        return ctx.sweep_id
+    recorded: set[str] = set()
+    results = executor.results(
+        ctx,
+        plan.units,
+        should_stop=stop,
+        report=lambda info: report(done, total, info),
+        on_unit=on_unit or (lambda unit: None),
+    )
+    try:
+        for result in results:
+            if result.key in recorded:  # a retried worker may replay a cell: keep the first
+                continue
             record_cell(store, models_dir, ctx, result)
+            recorded.add(result.key)
             done += 1
             report(done, total, f"done: {result.cell.criterion} {result.cell.loss}")
             if on_cell is not None:
                 on_cell(result.key)
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # an executor's clean-up (cancel outstanding work) runs even on an error
     return ctx.sweep_id
 
 

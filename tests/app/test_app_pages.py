@@ -2,7 +2,6 @@
 
 import base64
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +128,8 @@ def test_dataset_page_counts_equal_summarize(store_env):
     assert len(at.get("image")) == 3 * 8  # a grid of 8 per group
 
 
-def test_dataset_page_bad_folder_is_one_line_error(store_env):
+def test_dataset_page_bad_folder_is_one_line_error(store_env, monkeypatch):
+    monkeypatch.setenv("FAIRPRUNE_ALLOWED_ROOTS", "/nonexistent")  # allowed, but not there
     at = _run("pages/2_Dataset.py")
     at.selectbox(key="dataset_name").set_value("csv").run()
     at.text_input(key="dataset_root").input("/nonexistent/folder").run()
@@ -179,16 +179,36 @@ def test_sweep_page_charts_and_cells(store_env):
     )
 
 
-def test_store_picker_refuses_a_missing_folder(store_env):
+def test_store_picker_refuses_a_missing_folder(store_env, monkeypatch):
     from fairprune.app import ui
 
+    monkeypatch.setenv("FAIRPRUNE_ALLOWED_ROOTS", "/no")  # allowed, but not there
     at = _run("pages/4_Sparsity_sweep.py")
     at.text_input(key="ui_models_dir").input("/no/such/folder").run()
     assert at.sidebar.error[0].value == ui.ERR_NO_MODELS_DIR.format(path="/no/such/folder")
 
 
-def test_sweep_page_runs_a_sweep_in_the_background(store_env):
-    at = _run("pages/4_Sparsity_sweep.py")
+@pytest.fixture
+def private_store(store_env, tmp_path, monkeypatch):
+    """Copies of the fixture's results store and model folder, for a test that runs a sweep
+    (its new sweep and models must not show up in the other tests' shared store)."""
+    import shutil
+    import sqlite3
+
+    results, models = tmp_path / "results.sqlite", tmp_path / "models"
+    with sqlite3.connect(store_env["results"]) as src, sqlite3.connect(results) as dst:
+        src.backup(dst)
+    shutil.copytree(store_env["models"], models)
+    monkeypatch.setenv("FAIRPRUNE_RESULTS", str(results))
+    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(models))
+    return {**store_env, "results": results, "models": models}
+
+
+def test_sweep_page_runs_a_sweep_in_the_background(private_store):
+    store_env = private_store
+    # the fixture's small SynthDerm, so the sweep stays seconds long
+    tiny = ("synthderm", None, None, {"limit": 600, "test_limit": 300})
+    at = _run("pages/4_Sparsity_sweep.py", fp_dataset_choice=tiny)
     at.multiselect(key="sweep_losses").set_value(["pw_soft"])
     at.multiselect(key="sweep_levels").set_value([0.75])
     at.number_input(key="sweep_epochs").set_value(1)
@@ -204,7 +224,10 @@ def test_sweep_page_runs_a_sweep_in_the_background(store_env):
     assert abs(long[long["loss"] == "pw_soft"]["flops_reduction"].iloc[0] - 0.75) <= 0.01
     at.run()  # the live panel shows the finished cells
     assert "Sweep finished" in [h.value for h in at.subheader]
-    assert len(at.dataframe[0].value) == 2  # the live table: dense + the new cell
+    states = at.dataframe[0].value  # each cell's state, as results arrive
+    assert states[["loss", "level", "state"]].values.tolist() == [["pw_soft", 0.75, "done"]]
+    assert "Running on this process." in _texts(at)
+    assert len(at.dataframe[1].value) == 2  # the live table: dense + the new cell
     # the same settings again: nothing is recomputed, the page says so
     at.button(key="sweep_run").click().run()
     again = jobs.get_job(at.session_state["sweep_job"])
@@ -227,14 +250,6 @@ def test_forgotten_page_rates_equal_backend(store_env):
     assert list(shown["forgotten"]) == list(rates["forgotten"])
     np.testing.assert_allclose(shown["rate"], rates["rate"] * 100)
     assert len(at.get("plotly_chart")) == 1
-
-
-def test_report_page_offers_both_downloads(store_env):
-    t0 = time.perf_counter()
-    at = _run("pages/6_Report.py")
-    labels = [b.proto.label for b in at.get("download_button")]
-    assert labels == ["Download HTML report", "Download CSV (one row per model × group)"]
-    assert time.perf_counter() - t0 < 120
 
 
 def _onnx_store(store_env, tmp_path, monkeypatch):
@@ -290,3 +305,140 @@ def test_models_page_lists_and_adds_onnx(store_env, tmp_path, monkeypatch):
     at.toggle(key="models_latency").set_value(True).run()
     assert not at.exception
     assert list(at.dataframe[-1].value["runtime"]) == ["onnxruntime"]
+
+
+# ---------------------------------------------------------------- review decisions, stored data
+
+
+@pytest.fixture
+def own_store(store_env, tmp_path, monkeypatch):
+    """A private copy of the fixture's results store (these tests write decisions to it)."""
+    import sqlite3
+
+    path = tmp_path / "results.sqlite"
+    with sqlite3.connect(store_env["results"]) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    monkeypatch.setenv("FAIRPRUNE_RESULTS", str(path))
+    return {**store_env, "results": path}
+
+
+FIXTURE_DATA = ("synthderm", None, None, {"limit": 600, "test_limit": 300})  # the sweep's rows
+
+
+def _no_model_runs(monkeypatch):
+    import fairprune.evaluate
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a page ran a model whose predictions are in the results store")
+
+    monkeypatch.setattr(fairprune.evaluate, "predict", refuse)
+
+
+def test_overview_records_decisions_on_the_sweep(own_store):
+    from fairprune.app.ui import ERR_PICK_DECISION
+    from fairprune.sweep.results import ERR_NO_REVIEWER
+
+    at = _run("app.py")
+    assert "No review decisions yet." in _texts(at)
+    at.radio(key="overview_decision").set_value("accept")
+    at.button(key="overview_decision_submit").click().run()
+    assert at.error[0].value == ERR_NO_REVIEWER  # one line, nothing stored
+    at.text_input(key="overview_reviewer").input("Ana")
+    at.radio(key="overview_decision").set_value(None)
+    at.button(key="overview_decision_submit").click().run()
+    assert at.error[0].value == ERR_PICK_DECISION
+    store = ResultsStore(own_store["results"])
+    assert store.decisions().empty
+    at.radio(key="overview_decision").set_value("needs work")
+    at.text_area(key="overview_comment").input("add seeds 3-4")
+    at.button(key="overview_decision_submit").click().run()
+    assert not at.exception and not at.error
+    sweep = own_store["sweep_id"]
+    assert at.success[0].value.startswith(f"Recorded: needs work on sweep fixture ({sweep}) by Ana")
+    (row,) = store.decisions().to_dict("records")
+    assert (row["kind"], row["subject"], row["decision"], row["reviewer"], row["comment"]) == (
+        "sweep", sweep, "needs work", "Ana", "add seeds 3-4")  # fmt: skip
+    shown = at.dataframe[-1].value
+    assert shown[["about", "decision", "reviewer"]].values.tolist() == [
+        ["sweep · fixture", "needs work", "Ana"]
+    ]
+
+
+def test_audit_reads_stored_predictions_and_decides_on_a_model(own_store, monkeypatch):
+    import json
+    import sqlite3
+
+    # the sweep audited with the page's default bootstrap: its stored table is shown as is
+    with sqlite3.connect(own_store["results"]) as conn:
+        for key, cfg in conn.execute("SELECT cell_key, config_json FROM cells").fetchall():
+            cfg = json.loads(cfg)
+            cfg["sweep"]["n_boot"] = 200
+            conn.execute("UPDATE cells SET config_json = ? WHERE cell_key = ?",
+                         (json.dumps(cfg), key))  # fmt: skip
+    _no_model_runs(monkeypatch)
+    at = _run("pages/3_Audit.py", fp_dataset_choice=FIXTURE_DATA)
+    store = ResultsStore(own_store["results"])
+    cells = store.cells(own_store["sweep_id"]).set_index("model")
+    names = at.multiselect(key="audit_models").value
+    for i, name in enumerate(names):
+        stored = store.cell_groups(cells.loc[name, "cell_key"]).set_index("group")
+        shown = at.dataframe[i].value.set_index("group")
+        for col in ("accuracy", "accuracy_low", "accuracy_high"):  # the sweep's own intervals
+            np.testing.assert_allclose(shown[col], stored.loc[shown.index, col] * 100)
+    # another bootstrap: recomputed, but from the stored predictions (no model is run)
+    at.select_slider(key="audit_nboot").set_value(0).run()
+    assert not at.exception
+    for i, name in enumerate(names):
+        preds = store.predictions([cells.loc[name, "cell_key"]])
+        acc = next(iter(preds.values())).correct.mean()
+        assert at.dataframe[i].value.set_index("group").loc["overall", "accuracy"] == (
+            pytest.approx(acc * 100)
+        )
+    # the side-by-side records a decision on model B
+    at.selectbox(key="audit_cmp_decision_about").set_value(f"B: {names[1]}")
+    at.text_input(key="audit_cmp_reviewer").input("Bo")
+    at.radio(key="audit_cmp_decision").set_value("reject")
+    at.button(key="audit_cmp_decision_submit").click().run()
+    assert not at.exception and not at.error
+    (row,) = store.decisions().to_dict("records")
+    assert (row["kind"], row["subject"], row["decision"]) == (
+        "model", cells.loc[names[1], "model_hash"], "reject")  # fmt: skip
+    assert at.dataframe[-1].value["about"].tolist() == [f"model · {names[1]}"]
+
+
+def test_forgotten_page_reads_stored_predictions(own_store, monkeypatch):
+    _no_model_runs(monkeypatch)
+    at = _run("pages/5_What_pruning_forgot.py", fp_dataset_choice=FIXTURE_DATA)
+    store = ResultsStore(own_store["results"])
+    cells = store.cells(own_store["sweep_id"]).set_index("model")
+    dense = store.predictions([cells.loc[own_store["dense"].name, "cell_key"]])
+    pruned = store.predictions([cells.loc[at.selectbox(key="forgot_pruned").value, "cell_key"]])
+    (dp,), (pp,) = dense.values(), pruned.values()
+    _samples, rates = views.forgotten(dp, pp, dp.group_names)
+    shown = at.dataframe[0].value
+    assert list(shown["forgotten"]) == list(rates["forgotten"])
+    np.testing.assert_allclose(shown["rate"], rates["rate"] * 100)
+
+
+def test_report_lists_and_records_decisions_and_carries_them_into_the_report(own_store):
+    store = ResultsStore(own_store["results"])
+    sweep = own_store["sweep_id"]
+    store.record_decision(subject=sweep, kind="sweep", decision="accept", reviewer="Ana")
+    at = _run("pages/6_Report.py")
+    assert at.dataframe[0].value["decision"].tolist() == ["accept"]
+    model = store.cells(sweep).query("criterion != 'dense'").iloc[0]
+    at.selectbox(key="report_decision_about").set_value(f"model {model['model']}")
+    at.text_input(key="report_reviewer").input("Cy")
+    at.radio(key="report_decision").set_value("needs work")
+    at.button(key="report_decision_submit").click().run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value["decision"].tolist() == ["needs work", "accept"]  # newest first
+    assert list(store.decisions(sweep_id=sweep)["subject"]) == [sweep, model["model_hash"]]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels == ["Download HTML report", "Download CSV (one row per model × group)",
+                      "Download decisions (CSV, full history)"]  # fmt: skip
+    (preview,) = at.get("iframe")  # the report as downloaded, previewed on the page
+    report = preview.proto.srcdoc
+    assert "<h2>Review decisions</h2>" in report
+    assert f"<td>model · {model['model']}</td>" in report and "<td>needs work</td>" in report
+    assert "<td>sweep · fixture</td>" in report and "<td>Cy</td>" in report

@@ -33,6 +33,11 @@ def test_a_job_runs_in_the_background_and_lands_its_cells(demo_store, tmp_path):
     cells = ResultsStore(results).cells(job.key)
     assert len(cells) == job.total == job.done == 2  # dense baseline + one pruned cell
     assert job.landed == list(cells.loc[cells["criterion"] != "dense", "cell_key"])
+    assert job.where == "this process"
+    table = job.cell_table()
+    assert table[["criterion", "loss", "level", "seed", "state"]].values.tolist() == [
+        ["l1", "ce", 0.5, 0, "done"]
+    ]
     assert jobs.get_job(job.key) is job
     assert job not in jobs.running_jobs()
 
@@ -55,6 +60,10 @@ def test_cancel_keeps_finished_cells_and_a_rerun_resumes(demo_store, tmp_path):
     resumed = jobs.start_sweep(config, results_path=results, models_dir=models)
     assert resumed is not job
     assert resumed.resumed == len(job.landed)
+    states = job.cell_table()["state"].value_counts().to_dict()
+    assert states == {"done": len(job.landed), "not run": 3 - len(job.landed)}
+    first = resumed.cell_table()
+    assert (first["state"] == "stored earlier").sum() == len(job.landed)
     resumed.wait(120)
     assert resumed.state == "finished", resumed.error
     assert len(ResultsStore(results).cells(job.key)) == 4  # dense + three levels
@@ -67,3 +76,20 @@ def test_a_bad_grid_fails_in_the_caller_with_the_sweep_message(demo_store, tmp_p
     with pytest.raises(FairpruneError) as err:
         jobs.start_sweep(config, results_path=tmp_path / "r.sqlite", models_dir=tmp_path)
     assert str(err.value) == ERR_BAD_LEVEL.format(value=1.5)
+
+
+def test_ray_options_are_checked_in_the_caller(demo_store, tmp_path):
+    config = _config(demo_store["dense"].path)
+    paths = {"results_path": tmp_path / "r.sqlite", "models_dir": tmp_path}
+    with pytest.raises(FairpruneError) as err:
+        jobs.start_sweep(config, run_on="cluster", address="  ", **paths)
+    assert str(err.value) == jobs.ERR_NO_ADDRESS
+    with pytest.raises(FairpruneError) as err:
+        jobs.start_sweep(config, run_on="moon", **paths)
+    assert str(err.value) == jobs.ERR_RUN_ON.format(value="moon", choices="serial, local, cluster")
+    from fairprune.sweep.distributed import ERR_BAD_WORKERS
+
+    with pytest.raises(FairpruneError) as err:
+        jobs.start_sweep(config, run_on="local", workers=0, **paths)
+    assert str(err.value) == ERR_BAD_WORKERS.format(value=0)
+    assert not (tmp_path / "r.sqlite").exists() and jobs.running_jobs() == []

@@ -69,3 +69,25 @@ def test_report_on_real_data_has_no_synthetic_banner():
     html = build_report(long, _cells(long))
     assert "SYNTHETIC" not in html
     assert "synthderm" in html  # the dataset named from the table when no title is given
+
+
+def test_report_lists_every_decision_oldest_first():
+    from tests.app.test_views import DECISIONS
+
+    long = make_long(CELLS)
+    sweeps = pd.DataFrame({"sweep_id": ["sw-1"], "name": ["demo"], "config_json": ["{}"],
+                           "created": [0.0], "cells": [5]})  # fmt: skip
+    html = build_report(long, _cells(long), sweeps=sweeps, decisions=DECISIONS)
+    assert "<h2>Review decisions</h2>" in html
+    rows = re.findall(r"<tr>\s*<td>(2026-03-04 [0-9:]+)</td>\s*<td>([^<]+)</td>\s*<td>([^<]+)</td>"
+                      r"\s*<td>([^<]+)</td>", html)  # fmt: skip
+    assert rows == [
+        ("2026-03-04 05:06:07", "sweep · demo", "needs work", "Ana"),
+        ("2026-03-04 05:10:00", "model · m3", "reject", "Bo"),
+        ("2026-03-04 05:20:00", "model · m3", "accept", "Bo"),
+        ("2026-03-04 05:30:00", "sweep · demo", "accept", "Ana"),
+    ]
+    assert "one more seed" in html
+    empty = build_report(long, _cells(long), decisions=DECISIONS.iloc[:0])
+    assert "No review decision has been recorded yet." in empty
+    assert "Review decisions" not in build_report(long, _cells(long))  # not asked for

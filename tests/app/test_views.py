@@ -156,3 +156,41 @@ def test_order_rows_puts_groups_light_to_dark_and_overall_last():
     out = views.order_rows(table)
     assert list(out["group"]) == ["light", "medium", "dark", "overall"]
     assert list(out["n"]) == [2, 3, 1, 6]
+
+
+DECISIONS = pd.DataFrame(
+    {"id": [1, 2, 3, 4], "created": ["2026-03-04T05:06:07Z", "2026-03-04T05:10:00Z",
+                                     "2026-03-04T05:20:00Z", "2026-03-04T05:30:00Z"],
+     "kind": ["sweep", "model", "model", "sweep"], "subject": ["sw-1", f"{3:064x}", f"{3:064x}", "sw-1"],
+     "decision": ["needs work", "reject", "accept", "accept"], "reviewer": ["Ana", "Bo", "Bo", "Ana"],
+     "comment": ["one more seed", "", "after PW", "ok"]}
+)  # fmt: skip
+
+
+def test_decisions_are_named_after_their_sweep_or_model():
+    long = make_long(CELLS)
+    cells = long.drop_duplicates("cell_key")[["model", "model_hash"]]
+    sweeps = pd.DataFrame({"sweep_id": ["sw-1"], "name": ["demo"]})
+    shown = views.decisions_display(DECISIONS, cells, sweeps)
+    assert list(shown["about"]) == ["sweep · demo", "model · m3", "model · m3", "sweep · demo"]
+    assert shown.loc[0, "time (UTC)"] == "2026-03-04 05:06:07"
+    unknown = views.decisions_display(DECISIONS.iloc[1:2], cells.iloc[:0], None)
+    assert unknown.loc[0, "about"] == "model · 000000000000"  # a hash prefix when not a cell
+    assert views.decisions_display(DECISIONS.iloc[:0], cells).empty
+    assert views.sweep_label(sweeps, "sw-1") == "sweep demo (sw-1)"
+    assert views.sweep_label(sweeps, "sw-2") == "sweep sw-2"
+
+
+def test_the_csv_carries_the_latest_decision_on_each_rows_sweep_and_model():
+    long = make_long(CELLS)
+    out = views.with_decisions(long, DECISIONS)
+    assert list(out.columns) == [*long.columns, *views.DECISION_CSV_COLUMNS]
+    assert len(out) == len(long)
+    assert set(out["sweep_decision"]) == {"accept"}  # the later of the two sweep decisions
+    assert set(out["sweep_decision_comment"]) == {"ok"}
+    m3 = out[out["model"] == "m3"]
+    assert set(m3["model_decision"]) == {"accept"} and set(m3["model_decided_by"]) == {"Bo"}
+    assert set(m3["model_decided_at"]) == {"2026-03-04T05:20:00Z"}
+    assert set(out[out["model"] != "m3"]["model_decision"]) == {""}
+    none = views.with_decisions(long, DECISIONS.iloc[:0])
+    assert (none[views.DECISION_CSV_COLUMNS] == "").all().all()

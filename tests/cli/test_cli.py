@@ -12,7 +12,7 @@ from fairprune.sweep.results import LONG_COLUMNS
 
 COMMANDS = [
     "demo", "train", "prune", "finetune", "export-onnx", "sweep", "audit", "export", "models",
-    "reproduce",
+    "reproduce", "decisions", "decide",
 ]  # fmt: skip
 
 
@@ -109,3 +109,48 @@ def test_train_prune_finetune_audit_chain(tmp_path, capsys):
     assert all(r["n"] == 90 for r in rows if r["group"] == "overall")
     assert main(["finetune", *store, *opts, "--model", pruned, "--loss", "pw"]) == 1
     assert capsys.readouterr().err == "error: --loss pw needs --dense DENSE_CHECKPOINT.\n"
+
+
+def test_decide_then_decisions_lists_them_across_restarts(tmp_path, capsys):
+    from fairprune.sweep.results import ERR_BAD_MODEL_HASH, ERR_NO_REVIEWER, ResultsStore
+
+    results = tmp_path / "r.sqlite"
+    ResultsStore(results).register_sweep("sw-abc", {}, name="demo")
+    opt = ["--results", str(results), "--models-dir", str(tmp_path / "m")]
+    assert main(["decisions", *opt]) == 0
+    assert capsys.readouterr().out.startswith(f"no review decisions in {results}")
+    assert main(["decide", "sw-abc", "--decision", "needs work", "--reviewer", "Ana",
+                 "--comment", "one more seed", *opt]) == 0  # fmt: skip
+    assert capsys.readouterr().out.startswith("recorded #1: needs work on sweep sw-abc by Ana at ")
+    assert main(["decide", "ef" * 32, "--decision", "reject", "--reviewer", "Bo", *opt]) == 0
+    capsys.readouterr()
+    assert main(["decisions", "--json", *opt]) == 0  # each command opens the store anew
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["kind"], r["subject"], r["decision"], r["reviewer"], r["comment"])
+            for r in rows] == [(1, "sweep", "sw-abc", "needs work", "Ana", "one more seed"),
+                               (2, "model", "ef" * 32, "reject", "Bo", "")]  # fmt: skip
+    assert all(r["created"].endswith("Z") for r in rows)
+    assert main(["decisions", *opt]) == 0
+    assert "needs work" in capsys.readouterr().out
+
+    assert main(["decide", "sw-abc", "--decision", "accept", "--reviewer", " ", *opt]) == 1
+    assert capsys.readouterr().err == f"error: {ERR_NO_REVIEWER}\n"
+    assert main(["decide", "abc", "--decision", "accept", "--reviewer", "Cy", *opt]) == 1
+    assert capsys.readouterr().err == f"error: {ERR_BAD_MODEL_HASH.format(subject='abc')}\n"
+    with pytest.raises(SystemExit) as exit_:  # an unknown decision: argparse's choices
+        main(["decide", "sw-abc", "--decision", "maybe", "--reviewer", "Cy", *opt])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'maybe'" in capsys.readouterr().err
+    assert len(ResultsStore(results).decisions()) == 2
+
+
+def test_sweep_executor_options_are_checked_before_anything_runs(tmp_path, capsys):
+    from fairprune.sweep.distributed import ERR_BAD_GPUS, ERR_BAD_WORKERS
+
+    base = ["sweep", "--dense", str(tmp_path / "none.safetensors"), "--results",
+            str(tmp_path / "r.sqlite"), "--models-dir", str(tmp_path / "m"), "--executor", "ray"]  # fmt: skip
+    assert main([*base, "--workers", "0"]) == 1
+    assert capsys.readouterr().err == f"error: {ERR_BAD_WORKERS.format(value=0)}\n"
+    assert main([*base, "--gpus-per-cell", "-1"]) == 1
+    assert capsys.readouterr().err == f"error: {ERR_BAD_GPUS.format(value=-1.0)}\n"
+    assert not (tmp_path / "r.sqlite").exists()  # nothing was started or written

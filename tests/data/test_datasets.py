@@ -174,7 +174,7 @@ def _intersection_rows():
 
 def test_csv_split_column_and_intersection_groups(tmp_path):
     csv = _csv(tmp_path, _intersection_rows())
-    bundle = load_dataset("csv", tmp_path, csv=csv, group_columns=("sex", "age"), image_size=4)
+    bundle = load_dataset("csv", tmp_path, csv=csv, group_columns=("sex", "age"), image_size=8)
     assert bundle.class_names == ["melanoma", "nevus"]
     assert bundle.group_names == ["F × old", "F × young", "M × old", "M × young"]
     assert bundle.group_attribute == "sex × age"
@@ -183,10 +183,10 @@ def test_csv_split_column_and_intersection_groups(tmp_path):
     assert test.ids == ["img/12.png", "img/13.png", "img/14.png", "img/15.png"]
     assert test.groups.tolist() == [1, 3, 0, 2] and test.labels.tolist() == [0, 0, 0, 0]
     x, y, g, idx = next(test.batches(8))
-    assert tuple(x.shape) == (4, 3, 4, 4) and x.dtype == torch.float32
+    assert tuple(x.shape) == (4, 3, 8, 8) and x.dtype == torch.float32
     # row 13's PNG is the constant colour (130, 100, 200): resizing keeps it
     assert (x[1] * 255).round()[:, 0, 0].tolist() == [130.0, 100.0, 200.0]
-    same = load_dataset("csv", tmp_path, csv=csv, group_columns="sex,age", image_size=4)
+    same = load_dataset("csv", tmp_path, csv=csv, group_columns="sex,age", image_size=8)
     assert same.fingerprint == bundle.fingerprint
 
 

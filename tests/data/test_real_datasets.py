@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
-from fairprune.data import fitzpatrick
+from fairprune.data import cifar, fitzpatrick
 from fairprune.data import load_dataset as registry_load
 from fairprune.data.base import ERR_EMPTY_GROUP, summarize
 from fairprune.data.celeba import (
@@ -27,11 +29,12 @@ from fairprune.data.celeba import (
     load_celeba,
 )
 from fairprune.data.cifar import (
+    CIFAR_MD5,
     ERR_CIFAR_BATCH,
     ERR_CIFAR_CLASSES,
     ERR_CIFAR_LABELS,
     ERR_CIFAR_VARIANT,
-    _unpickle,
+    REFUSED_GLOBAL,
     load_cifar10,
 )
 from fairprune.data.files import ERR_FILES_MISSING, ERR_IMAGE_UNREADABLE, ERR_IMAGES_MISSING
@@ -551,11 +554,65 @@ def test_cifar_malformed_batches(tmp_path):
     )
 
 
-def test_unpickle_refuses_other_files(tmp_path):
-    path = tmp_path / "evil.pkl"
-    path.write_bytes(pickle.dumps({}))
-    with pytest.raises(ValueError, match="refusing to unpickle"):
-        _unpickle(path)
+class _Payload:
+    """Unpickling this with the stock unpickler would run ``exec`` and write ``marker``."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+@pytest.mark.parametrize("name", [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch",
+                                  "batches.meta"])  # fmt: skip
+def test_cifar_payload_never_runs(tmp_path, name):
+    _cifar(tmp_path)
+    marker = tmp_path / "ran.txt"
+    path = tmp_path / "cifar-10-batches-py" / name
+    path.write_bytes(pickle.dumps({b"data": _Payload(marker), b"label_names": _Payload(marker)}))
+    reason = REFUSED_GLOBAL.format(module="builtins", name="exec")
+    _raises(lambda: load_cifar10(tmp_path), ERR_CIFAR_BATCH.format(path=path, reason=reason))
+    assert not marker.exists()
+
+
+def test_cifar_object_arrays_and_other_globals_are_refused(tmp_path):
+    _cifar(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": np.array([object()] * 3, dtype=object)}))
+    _raises(
+        lambda: load_cifar10(tmp_path), ERR_CIFAR_BATCH.format(path=path, reason="an object array")
+    )
+    path.write_bytes(pickle.dumps({b"data": Path("x")}))
+    reason = REFUSED_GLOBAL.format(module="pathlib", name="PosixPath")
+    _raises(lambda: load_cifar10(tmp_path), ERR_CIFAR_BATCH.format(path=path, reason=reason))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_reads_every_pickle_protocol_the_same(tmp_path, protocol):
+    # the official files are protocol 2 (Python 2); re-saved copies use later protocols
+    _cifar(tmp_path / "ref")
+    folder = tmp_path / "ref" / "cifar-10-batches-py"
+    for f in folder.iterdir():
+        with open(f, "rb") as fh:
+            obj = pickle.load(fh, encoding="bytes")
+        out = tmp_path / "p" / "cifar-10-batches-py" / f.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(pickle.dumps(obj, protocol=protocol))
+    a, b = load_cifar10(tmp_path / "ref"), load_cifar10(tmp_path / "p")
+    assert a.splits["train"].ids == b.splits["train"].ids
+    assert torch.equal(a.splits["train"].images, b.splits["train"].images)
+
+
+def test_cifar_official_md5_is_reported(tmp_path, monkeypatch):
+    _cifar(tmp_path)
+    bundle = load_cifar10(tmp_path)
+    assert bundle.description.endswith("not the official release (their MD5s differ).")
+    folder = tmp_path / "cifar-10-batches-py"
+    md5s = {n: hashlib.md5((folder / n).read_bytes()).hexdigest() for n in CIFAR_MD5}
+    monkeypatch.setattr(cifar, "CIFAR_MD5", md5s)
+    bundle = load_cifar10(tmp_path, seed=1)
+    assert bundle.description.endswith("The files are the official release (MD5 checked).")
 
 
 def test_alpha_beta_subsample_ratios():

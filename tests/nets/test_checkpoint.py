@@ -232,6 +232,7 @@ def test_state_dict_via_weights_only(tmp_path):
     x = torch.rand(2, 3, 16, 16)
     assert torch.equal(model(x), loaded(x))
     assert (rec.num_outputs, rec.num_classes, rec.input_size) == (3, 3, 16)
+    assert rec.file_size == path.stat().st_size  # bytes of the file, not the input size
     # convs 648 + 10 368 + 20 736 + 41 472 + 82 944, BN 2 × 312, head 96 × 3 + 3
     assert rec.params == 157_083
     # the usual wrappers of training scripts are unwrapped: a checkpoint dict, DataParallel keys
@@ -395,7 +396,9 @@ def test_upload_state_dict_and_safetensors(tmp_path):
     torch.save(model.state_dict(), buf)
     kw = dict(arch="demo_cnn", num_classes=2, input_size=16, dataset="synthderm")
     rec = import_upload(buf.getvalue(), "my model.pt", tmp_path, **kw)
-    assert (rec.name, rec.kind, rec.dataset, rec.config) == (
+    config = dict(rec.config)
+    assert set(config.pop("environment")) == {"torch", "threads", "device"}  # where it was made
+    assert (rec.name, rec.kind, rec.dataset, config) == (
         "my_model",
         "dense",
         "synthderm",

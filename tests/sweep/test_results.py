@@ -1,6 +1,7 @@
 """The SQLite results store: round trip, idempotent cells, atomic writes, concurrent writers."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +16,14 @@ import pytest
 from fairprune.errors import FairpruneError
 from fairprune.metrics import METRIC_COLUMNS
 from fairprune.sweep.results import (
+    DECISION_COLUMNS,
+    ERR_APPEND_ONLY,
+    ERR_BAD_DECISION,
+    ERR_BAD_KIND,
+    ERR_BAD_MODEL_HASH,
     ERR_NEWER_SCHEMA,
+    ERR_NO_REVIEWER,
+    ERR_NO_SWEEP,
     ERR_NOT_A_STORE,
     LONG_COLUMNS,
     NOT_SQLITE,
@@ -184,7 +192,7 @@ def test_file_is_wal_with_schema_version(tmp_path):
     _write(ResultsStore(path), "k1")
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_threads_share_one_store(tmp_path):
@@ -275,3 +283,159 @@ def test_opening_an_existing_store_does_not_write(tmp_path):
     store.has_cell("k1")
     after = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(tmp_path.iterdir())]
     assert before == after
+
+
+KILLED_WRITER = """
+import importlib.util, sys
+sys.path.insert(0, {root!r})
+import numpy as np, pandas as pd
+from fairprune.metrics import METRIC_COLUMNS
+# the store's module alone: importing the fairprune.sweep package would pull in torch, and each
+# of the six processes would spend its time importing rather than writing
+spec = importlib.util.spec_from_file_location("results_only", {module!r})
+results = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(results)
+store = results.ResultsStore({path!r})
+groups = pd.DataFrame({{c: np.linspace(0.1, 0.9, 200) for c in METRIC_COLUMNS}})
+groups["group"] = [f"g{{i:03d}}" for i in range(200)]  # 200 rows: each transaction takes a while
+groups["n"] = 7
+for i in range({cells}):
+    key = f"cell-{{i:03d}}"
+    if store.has_cell(key):  # resume: finished cells are skipped, as run_sweep does
+        continue
+    model = {{"name": key, "sha256": "ab" * 32, "criterion": "l1", "loss": "pw",
+              "target_reduction": 0.5, "flops_reduction": 0.5}}
+    store.write_cell(cell_key=key, sweep_id="s", model=model, config={{"cell": {{"seed": i}}}},
+                     overall={{"accuracy": i / 100}}, groups=groups)
+    print(key, flush=True)  # only after the commit: a printed cell is a finished cell
+"""
+
+
+def test_five_kill_9_during_a_sweep_then_resume(tmp_path):
+    # a sweep process killed with SIGKILL five times, mid-transaction, then run to the end:
+    # every cell it reported finished is kept, none is duplicated, the file is intact
+    import signal
+
+    path, cells = tmp_path / "r.sqlite", 40
+    root = Path(__file__).resolve().parents[2]
+    script = KILLED_WRITER.format(root=str(root), path=str(path), cells=cells,
+                                  module=str(root / "fairprune" / "sweep" / "results.py"))  # fmt: skip
+    finished: list[str] = []
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        seen = 0
+        while seen < 3:  # let it finish three cells, then kill it inside the fourth
+            line = proc.stdout.readline()
+            assert line, "the writer ended before it could be killed"
+            finished.append(line.strip())
+            seen += 1
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        assert proc.returncode == -signal.SIGKILL
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    finished += done.stdout.split()
+    assert len(finished) == len(set(finished)) == cells  # each cell written exactly once
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        keys = [k for (k,) in conn.execute("SELECT cell_key FROM cells ORDER BY cell_key")]
+        per_cell = dict(conn.execute("SELECT cell_key, COUNT(*) FROM group_rows GROUP BY cell_key"))
+    assert keys == sorted(finished) == [f"cell-{i:03d}" for i in range(cells)]
+    assert set(per_cell.values()) == {200}  # no half-written cell survived a kill
+    store = ResultsStore(path)
+    assert store.cells().set_index("cell_key").loc["cell-017", "seed"] == 17
+
+
+def test_decisions_are_appended_survive_a_restart_and_never_change(tmp_path):
+    from datetime import UTC, datetime
+
+    path = tmp_path / "r.sqlite"
+    store = ResultsStore(path)
+    store.register_sweep("s1", {}, name="demo")
+    store.register_sweep("s2", {}, name="other")
+    _write(store, "k1", sweep="s1")  # its model's hash is "ab" * 32
+    t = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    first = store.record_decision(subject="s1", kind="sweep", decision="needs work",
+                                  reviewer=" Ana ", comment="rerun seed 2", when=t)  # fmt: skip
+    assert first == {"id": 1, "created": "2026-03-04T05:06:07Z", "kind": "sweep", "subject": "s1",
+                     "decision": "needs work", "reviewer": "Ana", "comment": "rerun seed 2"}  # fmt: skip
+    store.record_decision(subject="ab" * 32, kind="model", decision="reject", reviewer="Bo", when=t)
+    store.record_decision(subject="s1", kind="sweep", decision="accept", reviewer="Ana", when=t)
+    store.record_decision(subject="s2", kind="sweep", decision="reject", reviewer="Cy", when=t)
+
+    reopened = ResultsStore(path)  # a restart: a new store object on the same file
+    every = reopened.decisions()
+    assert list(every.columns) == DECISION_COLUMNS
+    assert list(every["id"]) == [1, 2, 3, 4]
+    assert list(every["decision"]) == ["needs work", "reject", "accept", "reject"]
+    s1 = reopened.decisions(sweep_id="s1")  # the sweep and the models of its cells
+    assert list(s1["id"]) == [1, 2, 3] and list(s1["kind"]) == ["sweep", "model", "sweep"]
+    assert list(reopened.decisions(subject="s2")["reviewer"]) == ["Cy"]
+
+    with sqlite3.connect(path) as conn:  # append-only even for other programs
+        for sql in ("UPDATE decisions SET decision = 'accept' WHERE id = 2",
+                    "DELETE FROM decisions WHERE id = 1"):  # fmt: skip
+            with pytest.raises(sqlite3.IntegrityError, match=ERR_APPEND_ONLY):
+                conn.execute(sql)
+    reopened.delete_sweep("s2")  # deleting a sweep's results keeps the decisions taken on it
+    assert len(reopened.decisions()) == 4
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"reviewer": "  "}, ERR_NO_REVIEWER),
+        ({"decision": "maybe"}, ERR_BAD_DECISION.format(value="maybe")),
+        ({"kind": "cell"}, ERR_BAD_KIND.format(value="cell")),
+        ({"subject": "sw-nope"}, ERR_NO_SWEEP.format(subject="sw-nope")),
+        ({"kind": "model", "subject": "abc"}, ERR_BAD_MODEL_HASH.format(subject="abc")),
+    ],
+)
+def test_a_bad_decision_is_one_line_and_stores_nothing(tmp_path, kwargs, message):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    store.register_sweep("s1", {})
+    args = {"subject": "s1", "kind": "sweep", "decision": "accept", "reviewer": "Ana", **kwargs}
+    with pytest.raises(FairpruneError) as err:
+        store.record_decision(**args)
+    assert str(err.value) == message
+    assert store.decisions().empty
+
+
+def test_a_version_2_store_gains_decisions_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "r.sqlite"
+    store = ResultsStore(path)
+    _write(store, "k1")
+    with sqlite3.connect(path) as conn:  # what fairprune with schema 2 wrote
+        conn.executescript(
+            "DROP TABLE decisions; DROP INDEX cells_by_model; PRAGMA user_version = 2;"
+        )
+    store = ResultsStore(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert store.has_cell("k1") and list(store.group_rows()["accuracy"]) == [0.9, 0.8, 0.85]
+    store.register_sweep("s1", {})
+    store.record_decision(subject="s1", kind="sweep", decision="accept", reviewer="Ana")
+    assert list(ResultsStore(path).decisions()["decision"]) == ["accept"]
+
+
+def test_a_models_stored_cell_and_predictions_are_found_by_its_hash(tmp_path):
+    from types import SimpleNamespace
+
+    store = ResultsStore(tmp_path / "r.sqlite")
+    preds = SimpleNamespace(y_true=np.array([0, 1, 1]), y_pred=np.array([0, 0, 1]),
+                            groups=np.array([0, 1, 1]), split_key="fp-test",
+                            probs=np.array([[0.75, 0.25], [0.5, 0.5], [0.125, 0.875]]))  # fmt: skip
+    store.write_cell(cell_key="k1", sweep_id="s1", model=_model(), config={}, overall={},
+                     groups=_groups(), predictions=preds, group_names=["dark", "light"],
+                     class_names=["benign", "malignant"])  # fmt: skip
+    assert store.cell_of_model("ab" * 32) == "k1"
+    assert store.cell_of_model("ab" * 32, "fp-test") == "k1"
+    assert store.cell_of_model("ab" * 32, "other-split") is None
+    assert store.cell_of_model("cd" * 32) is None
+    stored = store.predictions(["k1"])["k1"]
+    np.testing.assert_array_equal(stored.confidence_true, [0.75, 0.5, 0.875])
+    table = store.cell_groups("k1")
+    assert list(table["group"]) == ["dark", "light", "overall"]
+    assert list(table.columns) == METRIC_COLUMNS
+    assert table.loc[0, "accuracy"] == 0.9 and np.isnan(table.loc[1, "auroc"])
