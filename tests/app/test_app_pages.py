@@ -279,12 +279,15 @@ def test_audit_page_runs_an_onnx_model_beside_its_checkpoint(store_env, tmp_path
     assert at.multiselect(key="audit_models").value == [dense.name, "dense.onnx"]
     assert "**audit only, not prunable**" in at.caption[1].value
     torch_table, onnx_table = at.dataframe[0].value, at.dataframe[1].value
-    assert list(onnx_table["accuracy"]) == list(torch_table["accuracy"])  # same predictions
+    # the same predictions through onnxruntime (logits within 1e-4: at most one sample on the
+    # decision boundary may flip, one point of accuracy in percent for a group of 100)
+    one_sample = 100 / torch_table["n"].min()
+    np.testing.assert_allclose(onnx_table["accuracy"], torch_table["accuracy"], atol=one_sample)
     at.toggle(key="audit_latency").set_value(True).run()
     assert not at.exception
     # per model: its audit table, then its latency table (AppTest shows no dataframe keys)
     lat_torch, lat_onnx = at.dataframe[1].value, at.dataframe[3].value
-    assert list(at.dataframe[2].value["accuracy"]) == list(torch_table["accuracy"])
+    np.testing.assert_allclose(at.dataframe[2].value["accuracy"], onnx_table["accuracy"])
     assert list(lat_torch["runtime"]) == ["torch", "torch (BN folded, channels-last)",
                                           "onnxruntime"]  # fmt: skip
     assert list(lat_onnx["runtime"]) == ["onnxruntime"]

@@ -27,8 +27,10 @@ def test_export_onnx_then_audit_beside_its_checkpoint(store_env, tmp_path, capsy
     assert list(onnx_rows) == ["dark", "light", "medium", "overall"]
     assert onnx_rows["overall"]["n"] == 300
     for group, row in torch_rows.items():  # the same predictions, through onnxruntime
-        assert onnx_rows[group]["accuracy"] == row["accuracy"]
-        assert abs(onnx_rows[group]["auroc"] - row["auroc"]) <= 1e-6
+        # logits agree within 1e-4: at most a sample on the decision boundary, or a pair of
+        # near-equal scores in the AUROC's ranking, may swap
+        assert abs(onnx_rows[group]["accuracy"] - row["accuracy"]) <= 1 / row["n"]
+        assert abs(onnx_rows[group]["auroc"] - row["auroc"]) <= 1e-3
 
 
 def test_onnx_errors_are_one_line(store_env, tmp_path, capsys):

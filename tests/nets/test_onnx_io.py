@@ -314,7 +314,7 @@ def test_uploads_and_listing(tmp_path, caplog):
     assert sorted(os.listdir(store)) == ["broken.onnx", "clf-2.onnx", "clf.onnx"]
 
 
-def test_runtimes_agree_and_latency_table_has_every_row():
+def test_runtimes_agree_and_latency_table_has_every_row(tmp_path):
     torch.manual_seed(0)
     model = _stats(build_model("demo_cnn", 2, 32))
     folded = fold_batchnorm(model)
@@ -324,6 +324,10 @@ def test_runtimes_agree_and_latency_table_has_every_row():
     x = torch.rand(3, 3, 32, 32)
     for runner in rt.values():
         assert _diff(model, runner, x) <= 1e-4
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(model, onnx_path, input_size=32, exporter="torchscript")
+    for level in ("disabled", "basic", "extended"):  # every level computes the same logits
+        assert _diff(model, load_onnx(onnx_path, optimization=level)[0], x) <= 1e-4
     table = latency_table(rt, 32, batch_sizes=(1, 4), rounds=2, min_images=4, threads=1)
     assert list(table["runtime"]) == [TORCH, TORCH, TORCH_DEPLOY, TORCH_DEPLOY, ONNXRUNTIME,
                                       ONNXRUNTIME]  # fmt: skip
