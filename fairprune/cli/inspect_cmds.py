@@ -148,7 +148,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser(
-        "summary", help="the headline of a sweep: gaps, paired 95% intervals, verdicts"
+        "summary", help="the headline of a sweep: gaps, paired 95%% intervals, verdicts"
     )
     _add_store_args(p)
     p.add_argument("--sweep", default=None, help="sweep id (default: the newest with pruned cells)")

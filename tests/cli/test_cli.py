@@ -154,3 +154,12 @@ def test_sweep_executor_options_are_checked_before_anything_runs(tmp_path, capsy
     assert main([*base, "--gpus-per-cell", "-1"]) == 1
     assert capsys.readouterr().err == f"error: {ERR_BAD_GPUS.format(value=-1.0)}\n"
     assert not (tmp_path / "r.sqlite").exists()  # nothing was started or written
+
+
+def test_top_level_help_lists_every_command(capsys):
+    # every sub-command's one-line help is %-formatted by argparse here (a bare "%" breaks it)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "paired 95% intervals" in out and "summary" in out and "decisions" in out
