@@ -294,6 +294,7 @@ from fairprune.metrics import METRIC_COLUMNS
 # of the six processes would spend its time importing rather than writing
 spec = importlib.util.spec_from_file_location("results_only", {module!r})
 results = importlib.util.module_from_spec(spec)
+sys.modules["results_only"] = results  # dataclasses look their module up there
 spec.loader.exec_module(results)
 store = results.ResultsStore({path!r})
 groups = pd.DataFrame({{c: np.linspace(0.1, 0.9, 200) for c in METRIC_COLUMNS}})
