@@ -14,6 +14,7 @@ st.navigation(
             title="What pruning forgot",
             url_path="What_pruning_forgot",
         ),
+        st.Page("pages/7_Methods.py", title="Methods", url_path="Methods"),
         st.Page("pages/6_Report.py", title="Report", url_path="Report"),
     ]
 ).run()

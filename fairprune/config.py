@@ -36,6 +36,7 @@ class PruneConfig:
     calib_batch_size: int = 64  # samples per calibration batch
     seed: int = 0  # seeds random importance and data order
     max_layer_ratio: float = 0.98  # no layer loses more than this fraction of its channels
+    round_to: int = 1  # keep channel counts multiples of this (8: fast SIMD kernels); 1 = any
     autobot_iters: int = 200  # AutoBot gate optimisation steps (reference: CelebA 200)
     autobot_lr: float = 0.85  # AutoBot gate learning rate, Adam (reference: CelebA 0.85)
     autobot_lambda_flops: float = 2.7  # AutoBot weight of the FLOPs term (reference: CelebA 2.7)

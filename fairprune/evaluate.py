@@ -5,6 +5,7 @@ Also the dense outputs the PW loss needs, and CPU latency per image.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections import OrderedDict
@@ -72,11 +73,17 @@ def model_outputs(
     """
     dev = pick_device(device if isinstance(device, str) or device is None else str(device))
     model = model.to(dev).eval()
+    nhwc = dev.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    if nhwc:  # channels-last convolutions run ~20% faster on CPU; a copy leaves the caller's alone
+        model = copy.deepcopy(model).to(memory_format=torch.channels_last)
     chunks = []
     total = len(split)
     done = 0
     for x, _y, _g, _idx in split.batches(batch_size, shuffle=False):
-        out = model(x.to(dev, non_blocking=True))  # (B, K)
+        x = x.to(dev, non_blocking=True)
+        if nhwc and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = model(x)  # (B, K)
         chunks.append(out.float().cpu())
         done += len(x)
         if progress is not None:

@@ -119,14 +119,45 @@ def _gap(acc: np.ndarray) -> np.ndarray:
     return acc.max(axis=-1) - acc.min(axis=-1)
 
 
-def _seed_mean(values: np.ndarray, draw: np.ndarray) -> np.ndarray:
-    # values (B, S), draw (B, S') → mean over the drawn seeds of each replicate → (B,)
-    return np.take_along_axis(values, draw, axis=1).mean(axis=1)
-
-
 def _percentile(diffs: np.ndarray, estimate: float, ci: float) -> Interval:
     lo, hi = np.quantile(diffs, [(1 - ci) / 2, 1 - (1 - ci) / 2])
     return Interval(float(estimate), float(lo), float(hi))
+
+
+def arm_replicates(
+    arms, groups, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0, paired_seeds: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seed-averaged group accuracies of several arms on the SAME bootstrap replicates.
+
+    The one resampling every comparison uses: each replicate draws one stratified resample of the
+    test set, shared by all arms, and a resample of each arm's seeds (arms with the same number of
+    seeds share it when ``paired_seeds``). Any statistic of the group accuracies (gap, overall
+    accuracy, ψ) computed per replicate, and any difference of two arms' statistics, is then a
+    paired bootstrap.
+
+    Parameters
+    ----------
+    arms : sequence of array-like of bool, each (S_i, N) or (N,)
+        Per arm, whether each seed's model got each test sample right (same rows, same order).
+    groups : array-like of int, shape (N,)
+        Group code of each sample (0..G-1, every code present).
+
+    Returns
+    -------
+    list of (estimate, replicates)
+        Per arm, the (S, G) group accuracies of its seeds' models on the original data and the
+        (B, S, G) ones of every replicate, seeds already resampled (replicate b holds the drawn
+        seeds). A statistic is computed per seed over the last axis and then averaged over the
+        seed axis (the gap of a method is the mean of its seeds' gaps).
+    """
+    groups = np.asarray(groups)
+    mats = [_as_matrix(a, len(groups)) for a in arms]
+    counts, draws = _draw(groups, n_boot, tuple(len(m) for m in mats), paired_seeds, seed)
+    out = []
+    for m, draw in zip(mats, draws, strict=True):
+        reps = _replicate_acc(m, groups, counts)  # (B, S, G)
+        out.append((group_accuracy(m, groups), np.take_along_axis(reps, draw[:, :, None], axis=1)))
+    return out
 
 
 def paired_gap_difference(
@@ -164,15 +195,13 @@ def paired_gap_difference(
         In accuracy units (fractions); ``as_dict(100)`` gives points.
     """
     groups = np.asarray(groups)
-    a = _as_matrix(correct_a, len(groups))
-    b = _as_matrix(correct_b, len(groups))
     if len(_positions(groups)) < 2:
         raise ValueError(ERR_FEW_GROUPS.format(n=len(_positions(groups))))
-    estimate = _gap(group_accuracy(b, groups)).mean() - _gap(group_accuracy(a, groups)).mean()
-    counts, (draw_a, draw_b) = _draw(groups, n_boot, (len(a), len(b)), paired_seeds, seed)
-    gap_a = _seed_mean(_gap(_replicate_acc(a, groups, counts)), draw_a)
-    gap_b = _seed_mean(_gap(_replicate_acc(b, groups, counts)), draw_b)
-    return _percentile(gap_b - gap_a, estimate, ci)
+    (est_a, rep_a), (est_b, rep_b) = arm_replicates(
+        [correct_a, correct_b], groups, n_boot=n_boot, seed=seed, paired_seeds=paired_seeds
+    )
+    diffs = _gap(rep_b).mean(axis=1) - _gap(rep_a).mean(axis=1)
+    return _percentile(diffs, _gap(est_b).mean() - _gap(est_a).mean(), ci)
 
 
 def paired_group_drops(
@@ -194,17 +223,16 @@ def paired_group_drops(
     list of Interval
         One per group code, in code order.
     """
-    groups = np.asarray(groups)
-    a = _as_matrix(correct_a, len(groups))
-    b = _as_matrix(correct_b, len(groups))
-    est = group_accuracy(a, groups).mean(axis=0) - group_accuracy(b, groups).mean(axis=0)
-    counts, (draw_a, draw_b) = _draw(groups, n_boot, (len(a), len(b)), paired_seeds, seed)
-    acc_a, acc_b = _replicate_acc(a, groups, counts), _replicate_acc(b, groups, counts)
-    out = []
-    for g in range(acc_a.shape[2]):
-        diff = _seed_mean(acc_a[:, :, g], draw_a) - _seed_mean(acc_b[:, :, g], draw_b)
-        out.append(_percentile(diff, est[g], ci))
-    return out
+    (est_a, rep_a), (est_b, rep_b) = arm_replicates(
+        [correct_a, correct_b], groups, n_boot=n_boot, seed=seed, paired_seeds=paired_seeds
+    )
+    drop, est = rep_a.mean(axis=1) - rep_b.mean(axis=1), est_a.mean(axis=0) - est_b.mean(axis=0)
+    return [_percentile(drop[:, g], est[g], ci) for g in range(drop.shape[1])]
+
+
+def interval(replicates, estimate: float, ci: float = 0.95) -> Interval:
+    """The percentile interval of a statistic's bootstrap replicates around its estimate."""
+    return _percentile(np.asarray(replicates, dtype=float), float(estimate), ci)
 
 
 __all__ = [
@@ -213,7 +241,9 @@ __all__ = [
     "NARROWER",
     "NO_DIFFERENCE",
     "WIDER",
+    "arm_replicates",
     "group_accuracy",
+    "interval",
     "paired_gap_difference",
     "paired_group_drops",
     "verdict",

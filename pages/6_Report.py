@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from fairprune.app import ui, views
+from fairprune.app.api import FairpruneError
 from fairprune.app.report import build_report
 
 ui.setup_page("Report")
@@ -41,10 +42,14 @@ ui.show_decisions(decisions, cells, sweeps, key="report")
 def report_html(sweep_id: str, version: str, n_decisions: int, _long, _cells, _sweeps,
                 _decisions) -> str:  # fmt: skip
     frame, _ = ui.sweep_findings(sweep_id)
+    try:
+        methods = ui.sweep_methods(sweep_id)
+    except FairpruneError:  # nothing pruned to compare yet: the report goes without the table
+        methods = None
     return build_report(_long, _cells, sweeps=_sweeps, synthetic=synthetic,
                         title=f"fairprune audit report — {', '.join(datasets)}",
                         headline=ui.headline_text(sweep_id), findings=frame,
-                        decisions=_decisions)  # fmt: skip
+                        decisions=_decisions, methods=methods)  # fmt: skip
 
 
 with ui.guard():

@@ -48,6 +48,36 @@ def demo_store(tmp_path_factory):
             "dense": record}  # fmt: skip
 
 
+@pytest.fixture(scope="session")
+def methods_store(demo_store, tmp_path_factory):
+    """A store holding the fair-pruning methods side by side, made by the ``sweep`` command:
+    magnitude, FairGRAPE and FairPrune (unstructured) × CE, PW and constrained fine-tuning at
+    50% and 90% weight sparsity, one seed, on the fixture's dense model and data."""
+    from fairprune.cli import main
+
+    base = tmp_path_factory.mktemp("methods")
+    results = base / "results.sqlite"
+    rc = main([
+        "sweep", "--dataset", "synthderm", "--option", "limit=600", "--option", "test_limit=300",
+        "--dense", str(demo_store["dense"].path), "--models-dir", str(base / "models"),
+        "--results", str(results), "--criteria", "unstructured", "fairgrape", "fairprune",
+        "--losses", "ce", "pw", "constrained", "--levels", "0.5", "0.9", "--seeds", "0",
+        "--epochs", "1", "--n-boot", "20", "--name", "methods fixture",
+    ])  # fmt: skip
+    assert rc == 0
+    return {"models": base / "models", "results": results, "data": base / "data",
+            "dense": demo_store["dense"]}  # fmt: skip
+
+
+@pytest.fixture
+def methods_env(methods_store, monkeypatch):
+    """Point fairprune (and the pages) at the methods store."""
+    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(methods_store["models"]))
+    monkeypatch.setenv("FAIRPRUNE_RESULTS", str(methods_store["results"]))
+    monkeypatch.setenv("FAIRPRUNE_DATA_DIR", str(methods_store["data"]))
+    return methods_store
+
+
 @pytest.fixture
 def store_env(demo_store, monkeypatch):
     """Point fairprune (and the pages) at the fixture store."""

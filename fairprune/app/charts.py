@@ -47,9 +47,11 @@ LOSS_DASH = {
     "pw": "solid",
     "pw_weights": "dot",
     "pw_soft": "dashdot",
+    "constrained": "longdashdot",
     "dense": "solid",
     "none": "longdash",
 }
+LOSS_SYMBOL = {"ce": "circle", "pw": "diamond", "constrained": "square"}
 FONT = dict(size=17)
 
 
@@ -380,3 +382,178 @@ def forgotten_chart(rates: pd.DataFrame) -> go.Figure:
         )
     )
     return _layout(fig, title, "group", "forgotten (% of the group)")
+
+
+# --- Methods page: every (criterion, loss) of a sweep side by side -----------------------------
+
+
+def _method_style(frame: pd.DataFrame) -> dict[str, dict]:
+    """One colour per criterion, one dash and marker per loss, the same on all method charts."""
+    criteria = sorted(frame["criterion"].unique())
+    out = {}
+    for method, crit, loss in (
+        frame[["method", "criterion", "loss"]].drop_duplicates().itertuples(index=False)
+    ):
+        out[method] = {
+            "color": OKABE_ITO[criteria.index(crit) % len(OKABE_ITO)],
+            "dash": LOSS_DASH.get(loss, "solid"),
+            "symbol": LOSS_SYMBOL.get(loss, "circle"),
+        }
+    return out
+
+
+def _whiskers(d: pd.DataFrame, col: str) -> dict:
+    return dict(
+        type="data",
+        symmetric=False,
+        array=(d[f"{col}_high"] - d[col]).clip(lower=0),
+        arrayminus=(d[col] - d[f"{col}_low"]).clip(lower=0),
+        thickness=1.5,
+    )
+
+
+def _level_axis(frame: pd.DataFrame) -> str:
+    kinds = sorted(frame["level_kind"].unique())
+    return " / ".join(kinds) + " (%)"
+
+
+def methods_metric_chart(frame: pd.DataFrame, col: str, title: str, y_title: str) -> go.Figure:
+    """One statistic of every method against the level, 95% paired-bootstrap whiskers.
+
+    ``frame`` is :func:`fairprune.sweep.methods.methods_frame` (points)."""
+    if frame.empty:
+        return _empty(title, "No methods to compare yet: run a sweep with several criteria.")
+    style = _method_style(frame)
+    fig = go.Figure()
+    for method, d in frame.groupby("method", sort=True):
+        d = d.sort_values("level")
+        s = style[method]
+        fig.add_trace(
+            go.Scatter(
+                x=d["level"] * 100,
+                y=d[col],
+                mode="lines+markers",
+                name=method,
+                line=dict(color=s["color"], dash=s["dash"], width=3),
+                marker=dict(symbol=s["symbol"], size=11),
+                error_y=_whiskers(d, col),
+                customdata=np.stack([d[f"{col}_low"], d[f"{col}_high"], d["seeds"]], axis=1),
+                hovertemplate=(
+                    f"{method}<br>level %{{x:.0f}}%<br>{y_title} %{{y:.1f}} (95% CI "
+                    "%{customdata[0]:.1f} to %{customdata[1]:.1f}, %{customdata[2]} seeds)"
+                    "<extra></extra>"
+                ),
+            )
+        )
+    return _layout(fig, title, _level_axis(frame), y_title)
+
+
+def methods_group_chart(frame: pd.DataFrame, groups: list[str]) -> go.Figure:
+    """Per-group accuracy of every method against the level: one panel per group."""
+    from plotly.subplots import make_subplots
+
+    title = "Accuracy of each group vs sparsity, per method"
+    if frame.empty:
+        return _empty(title, "No methods to compare yet: run a sweep with several criteria.")
+    style = _method_style(frame)
+    fig = make_subplots(rows=1, cols=len(groups), subplot_titles=groups, shared_yaxes=True)
+    for i, g in enumerate(groups, start=1):
+        col = f"acc {g}"
+        for method, d in frame.groupby("method", sort=True):
+            d = d.sort_values("level")
+            s = style[method]
+            fig.add_trace(
+                go.Scatter(
+                    x=d["level"] * 100,
+                    y=d[col],
+                    mode="lines+markers",
+                    name=method,
+                    legendgroup=method,
+                    showlegend=i == 1,
+                    line=dict(color=s["color"], dash=s["dash"], width=2.5),
+                    marker=dict(symbol=s["symbol"], size=9),
+                    error_y=_whiskers(d, col),
+                    hovertemplate=(
+                        f"{method} · {g}<br>level %{{x:.0f}}%<br>accuracy %{{y:.1f}}%"
+                        "<extra></extra>"
+                    ),
+                ),
+                row=1,
+                col=i,
+            )
+    _layout(fig, title, "", "group accuracy (%)")
+    fig.update_xaxes(title_text=_level_axis(frame))
+    return fig
+
+
+def methods_pareto_chart(frame: pd.DataFrame) -> go.Figure:
+    """Accuracy vs gap at each level (one panel per level); the Pareto front is starred and
+    joined. Whiskers are 95% intervals on both axes."""
+    from plotly.subplots import make_subplots
+
+    title = "Accuracy vs gap: the Pareto front at each level (★)"
+    if frame.empty:
+        return _empty(title, "No methods to compare yet: run a sweep with several criteria.")
+    style = _method_style(frame)
+    levels = sorted(frame["level"].unique())
+    fig = make_subplots(
+        rows=1, cols=len(levels), subplot_titles=[f"{lv:.0%}" for lv in levels], shared_yaxes=True
+    )
+    for i, lv in enumerate(levels, start=1):
+        at = frame[frame["level"] == lv]
+        front = at[at["pareto"]].sort_values("gap")
+        fig.add_trace(
+            go.Scatter(
+                x=front["gap"],
+                y=front["accuracy"],
+                mode="lines",
+                name="Pareto front",
+                legendgroup="front",
+                showlegend=i == 1,
+                hoverinfo="skip",
+                line=dict(color="#555555", width=1.5, dash="dot"),
+            ),  # fmt: skip
+            row=1,
+            col=i,
+        )
+        for row in at.itertuples(index=False):
+            s = style[row.method]
+            fig.add_trace(
+                go.Scatter(
+                    x=[row.gap],
+                    y=[row.accuracy],
+                    mode="markers",
+                    name=row.method,
+                    legendgroup=row.method,
+                    showlegend=i == 1,
+                    marker=dict(
+                        symbol="star" if row.pareto else s["symbol"],
+                        size=18 if row.pareto else 12,
+                        color=s["color"],
+                        line=dict(width=1, color="#222222"),
+                    ),
+                    error_x=dict(
+                        type="data",
+                        symmetric=False,
+                        thickness=1,
+                        array=[max(row.gap_high - row.gap, 0)],
+                        arrayminus=[max(row.gap - row.gap_low, 0)],
+                    ),  # fmt: skip
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        thickness=1,
+                        array=[max(row.accuracy_high - row.accuracy, 0)],
+                        arrayminus=[max(row.accuracy - row.accuracy_low, 0)],
+                    ),  # fmt: skip
+                    hovertemplate=(
+                        f"{row.method} at {lv:.0%}<br>gap %{{x:.1f}} pp<br>accuracy %{{y:.1f}}%"
+                        f"{'<br>on the Pareto front' if row.pareto else ''}<extra></extra>"
+                    ),
+                ),
+                row=1,
+                col=i,
+            )
+    _layout(fig, title, "", "overall accuracy (%)")
+    fig.update_xaxes(title_text="gap, max − min group accuracy (pp)")
+    return fig

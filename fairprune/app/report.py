@@ -18,6 +18,7 @@ from fairprune.app.views import (
     findings_display,
     gaps_table,
 )
+from fairprune.sweep.methods import methods_display, methods_frame
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;
@@ -56,6 +57,7 @@ def build_report(
     headline: str = "",
     findings: pd.DataFrame | None = None,
     decisions: pd.DataFrame | None = None,
+    methods: dict | None = None,
 ) -> str:
     """Render the report as one HTML string.
 
@@ -78,6 +80,9 @@ def build_report(
     decisions : DataFrame, optional
         ``ResultsStore.decisions`` rows: the review decisions on the sweep and its models, listed
         in full (append-only history, oldest first).
+    methods : dict, optional
+        ``fairprune.sweep.methods.methods_table`` of the sweep: the Methods page's table and
+        Pareto chart, included when the sweep compares more than one method.
 
     Returns
     -------
@@ -120,6 +125,21 @@ def build_report(
         )
         shown = findings_display(findings)
         parts.append(_table(shown, points=("FLOPs reduction", "gap dense", "gap CE", "gap PW")))
+    if methods is not None and len({r["method"] for r in methods["methods"]}) > 1:
+        parts.append(
+            "<h2>Methods side by side</h2><p class='note'>Every (criterion, loss) of the sweep: "
+            "same dense model, calibration data, fine-tuning epochs and seeds. Estimate [95% "
+            "paired bootstrap interval], % or points. Δgap vs CE = this loss − cross-entropy on "
+            f"the same pruned models; Δgap vs {html.escape(methods['reference'])} = this "
+            "criterion − the reference with the same loss. ★ = on the Pareto front (accuracy vs "
+            "gap) at its level. Unstructured levels are weight sparsity: FLOPs and latency do "
+            "not fall on dense kernels.</p>"
+        )
+        parts.append(_table(methods_display(methods)))
+        frame = methods_frame(methods)
+        parts.append(
+            charts.methods_pareto_chart(frame).to_html(full_html=False, include_plotlyjs=False)
+        )
     figs = [
         charts.accuracy_vs_reduction(long),
         charts.gap_vs_reduction(long),

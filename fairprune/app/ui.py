@@ -418,6 +418,21 @@ def sweep_findings(sweep_id: str | None):
     return _findings(str(results_path()), store_version(), sweep_id)
 
 
+@st.cache_data(show_spinner="Computing paired intervals for every method…", max_entries=16)
+def _methods(path: str, version: str, sweep_id: str | None, reference: str | None):
+    from fairprune.sweep.methods import methods_table
+    from fairprune.sweep.results import ResultsStore
+
+    return methods_table(ResultsStore(path), sweep_id, reference=reference)
+
+
+def sweep_methods(sweep_id: str | None, reference: str | None = None) -> dict:
+    """:func:`fairprune.sweep.methods.methods_table` of a sweep, on stored predictions, cached
+    until the store changes. Raises FairpruneError on a sweep with nothing to compare."""
+    results_store()
+    return _methods(str(results_path()), store_version(), sweep_id, reference)
+
+
 def headline_text(sweep_id: str | None) -> str:
     """The sweep's headline sentence, or what to do when there is nothing to compare yet."""
     from fairprune.sweep.findings import NO_PRUNED

@@ -20,6 +20,7 @@ LOSS_LABELS = {
     "pw": "PW loss",
     "pw_weights": "PW weights only",
     "pw_soft": "PW soft targets only",
+    "constrained": "constrained (Balancing Act)",
     "dense": "dense",
     "none": "no fine-tuning",
 }

@@ -71,6 +71,7 @@ def _number(kind: type, ok: Callable[[float], bool], words: str) -> Callable[[st
 positive_int = _number(int, lambda v: 1 <= v <= 10**9, "a whole number >= 1")
 count_int = _number(int, lambda v: 0 <= v <= 10**9, "a whole number >= 0")
 seed_int = _number(int, lambda v: 0 <= v <= 2**32 - 1, "a whole number from 0 to 4294967295")
+round_int = _number(int, lambda v: 1 <= v <= 256, "a channel multiple from 1 to 256")
 epochs_int = _number(int, lambda v: 0 <= v <= 10_000, "a number of epochs from 0 to 10000")
 train_epochs_int = _number(int, lambda v: 1 <= v <= 10_000, "a number of epochs from 1 to 10000")
 batch_int = _number(int, lambda v: 1 <= v <= 65_536, "a batch size from 1 to 65536")
@@ -273,6 +274,11 @@ def add_fair_prune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keep-per-iter", type=keep_float, default=0.9, help="FairGRAPE: weights kept per round"
     )
+    p.add_argument(
+        "--round-to", type=round_int, default=1,
+        help="structured criteria: keep channel counts multiples of N (8 suits CPU SIMD kernels "
+        "and ONNX Runtime; see bench/run.py), at the cost of coarser FLOPs steps",
+    )  # fmt: skip
 
 
 def fair_prune_options(args) -> dict:
@@ -282,6 +288,7 @@ def fair_prune_options(args) -> dict:
         "fairprune_privileged": args.privileged,
         "fairprune_unprivileged": args.unprivileged,
         "fairgrape_keep_per_iter": args.keep_per_iter,
+        "round_to": args.round_to,
     }
 
 

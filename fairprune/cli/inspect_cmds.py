@@ -84,6 +84,12 @@ def cmd_summary(args) -> int:
 
     _, results = _store_paths(args)
     store = ResultsStore(results)
+    if args.methods:
+        from fairprune.sweep.methods import methods_table, methods_text
+
+        table = methods_table(store, args.sweep, reference=args.reference, n_boot=args.n_boot)
+        print(json.dumps(table, indent=1) if args.json else methods_text(table))
+        return 0
     findings = level_findings(store, args.sweep, criterion=args.criterion, n_boot=args.n_boot)
     head = summary_of(findings, args.criterion)
     if args.json:
@@ -155,6 +161,17 @@ def register(sub) -> None:
     p.add_argument("--criterion", default=None, help="criterion (default: the sweep's first)")
     p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap replicates")
     p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument(
+        "--methods",
+        action="store_true",
+        help="every (criterion, loss) of the sweep side by side at each level: accuracy, group "
+        "accuracies, gap, max ψ, paired differences vs CE and vs the reference criterion, Pareto",
+    )
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="with --methods: the criterion others are compared with (default: unstructured)",
+    )
     p.set_defaults(func=cmd_summary)
 
     from fairprune.sweep.results import DECISION_KINDS, DECISIONS

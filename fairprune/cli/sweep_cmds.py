@@ -38,7 +38,8 @@ ERR_FIGURE_FOLDER = "cannot write the figure to {path} ({reason}); choose anothe
 
 
 def cmd_demo(args) -> int:
-    from fairprune.demo import demo_sweep_config, ensure_demo_model
+    from fairprune.demo import demo_sweep_config, ensure_demo_model, methods_sweep_config
+    from fairprune.sweep.distributed import make_executor
     from fairprune.sweep.results import ResultsStore
     from fairprune.sweep.runner import run_sweep, summary_table
 
@@ -55,14 +56,21 @@ def cmd_demo(args) -> int:
     if args.only_seeds is not None:
         wanted = set(args.only_seeds)
         only = lambda cell: cell.seed in wanted  # noqa: E731
+    if args.methods:
+        config = methods_sweep_config(record.path)
+    else:
+        config = demo_sweep_config(record.path, criterion=args.criterion)
+    executor = make_executor(args.executor, workers=args.workers)
     sweep_id = run_sweep(
-        demo_sweep_config(record.path, criterion=args.criterion),
-        store=store,
-        models_dir=models,
-        progress=bar,
-        only=only,
+        config, store=store, models_dir=models, progress=bar, only=only, executor=executor
     )
     bar.close()
+    if args.methods:
+        from fairprune.sweep.methods import methods_table, methods_text
+
+        print(f"dense model: {record.path}  results: {results}  sweep: {sweep_id}")
+        print(methods_text(methods_table(store, sweep_id)))
+        return 0
     print(f"dense model: {record.path}  results: {results}  sweep: {sweep_id}")
     print("test accuracy per skin-tone group, mean over seeds (gap = max - min, accuracy units):")
     _print_table(summary_table(store, sweep_id))
@@ -216,6 +224,14 @@ def register(sub) -> None:
         default=None,
         help="run only these seeds of the demo's grid now (a later run fills in the rest)",
     )
+    p.add_argument(
+        "--methods",
+        action="store_true",
+        help="instead of CE vs PW: magnitude, FairGRAPE and FairPrune (unstructured, 50%% and "
+        "90%% weight sparsity) × CE, PW and constrained fine-tuning, 3 seeds, side by side",
+    )
+    p.add_argument("--executor", choices=sorted(EXECUTORS), default="serial")
+    p.add_argument("--workers", type=int, default=None, help="ray: units in flight at once")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("sweep", help="criterion × loss × FLOPs level × seed grid into the store")

@@ -87,6 +87,7 @@ def _prune_once(
         max_pruning_ratio=cfg.max_layer_ratio,
         ignored_layers=[head_of(model)],
         global_pruning=global_pruning,
+        round_to=cfg.round_to if getattr(cfg, "round_to", 1) > 1 else None,
     )
     pruner.step()
     model.zero_grad(set_to_none=True)
@@ -156,10 +157,12 @@ def prune_model(
         macs, _ = count_macs_params(pruned, input_size)
         return 1.0 - macs / macs0, pruned
 
-    # Torch-Pruning skips a layer whose kept channels would round down to zero, so ratios above
-    # 1 - 1/C (C: the narrowest prunable layer) stop pruning that layer: cap the search there
+    # Torch-Pruning skips a layer whose kept channels would round down to zero (to fewer than
+    # round_to), so ratios above 1 - r/C (C: the narrowest prunable layer) stop pruning that
+    # layer: cap the search there
     widths = [m.out_channels for m in base.modules() if isinstance(m, nn.Conv2d)]
-    hi = min(config.max_layer_ratio, 1.0 - 1.0 / max(min(widths), 1) - 1e-6) if widths else 0.0
+    r = max(int(getattr(config, "round_to", 1)), 1)
+    hi = min(config.max_layer_ratio, 1.0 - r / max(min(widths), 1) - 1e-6) if widths else 0.0
     best_red, best_model = reduction_at(hi)
     best_ratio = hi
     if best_red < target - config.tolerance:

@@ -461,16 +461,16 @@ def run_sweep(
 
 
 def summary_table(store, sweep_id: str | None = None):
-    """Per-group accuracy, mean over seeds: one row per (criterion, loss, level)."""
+    """Per-group accuracy, mean over seeds: one row per (criterion, loss, level).
+
+    ``gap`` is the mean over seeds of each model's gap (max − min group accuracy), as on every
+    page and in ``summary`` — not the gap of the seed-averaged accuracies."""
     long = store.export_long(sweep_id)
     if long.empty:
         return long
     long = long[long["group"] != "overall"]
-    wide = long.pivot_table(
-        index=["criterion", "loss", "target_reduction", "flops_reduction"],
-        columns="group",
-        values="accuracy",
-        aggfunc="mean",
-    )
-    wide["gap"] = wide.max(axis=1) - wide.min(axis=1)
+    index = ["criterion", "loss", "target_reduction", "flops_reduction"]
+    wide = long.pivot_table(index=index, columns="group", values="accuracy", aggfunc="mean")
+    per_cell = long.groupby([*index, "cell_key"])["accuracy"].agg(lambda a: a.max() - a.min())
+    wide["gap"] = per_cell.groupby(level=index).mean()
     return wide.reset_index().sort_values(["criterion", "target_reduction", "loss"])

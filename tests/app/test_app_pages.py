@@ -454,3 +454,31 @@ def test_report_lists_and_records_decisions_and_carries_them_into_the_report(own
     assert "<h2>Review decisions</h2>" in report
     assert f"<td>model · {model['model']}</td>" in report and "<td>needs work</td>" in report
     assert "<td>sweep · fixture</td>" in report and "<td>Cy</td>" in report
+
+
+def test_methods_page_table_and_charts_equal_the_backend(methods_env):
+    from fairprune.sweep.methods import methods_display, methods_table
+
+    at = _run("pages/7_Methods.py")
+    table = methods_table(ResultsStore(methods_env["results"]))
+    shown = at.dataframe[0].value
+    expected = methods_display(table)
+    assert list(shown.columns) == list(expected.columns)
+    assert shown.to_dict("records") == expected.to_dict("records")
+    assert len(shown) == 18 and (shown["Pareto front"] == "★").sum() >= 2
+    assert len(at.get("plotly_chart")) == 5
+    fig = _figure(at, "methods_gap")
+    for row in table["methods"]:
+        if row["level"] != 0.9:
+            continue
+        trace = _trace(fig, row["method"])
+        assert _values(trace.y)[-1] == pytest.approx(row["gap"]["estimate"])
+    pareto = _figure(at, "methods_pareto")
+    stars = {t.name for t in pareto.data if t.marker is not None and t.marker.symbol == "star"}
+    assert stars == {r["method"] for r in table["methods"] if r["pareto"]}
+    assert "weight sparsity" in _texts(at) and "FLOPs and latency do not fall" in _texts(at)
+
+
+def test_methods_page_on_an_empty_store_says_what_to_run(empty_env):
+    at = _run("pages/7_Methods.py")
+    assert "No pruned models" in at.info[0].value and "fairgrape" in at.info[0].value

@@ -7,6 +7,7 @@ install`). Screenshots and the per-page time to the first chart (warm, during th
 visit after it) go to artifacts/; `bench/run.py` reports them against their targets.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -40,6 +41,7 @@ PAGES = [
     ("Audit", "Audit", ".js-plotly-plot"),
     ("Sparsity sweep", "Sparsity_sweep", ".js-plotly-plot"),
     ("What pruning forgot", "What_pruning_forgot", ".js-plotly-plot"),
+    ("Methods", "Methods", ".js-plotly-plot"),
     ("Report", "Report", "[data-testid='stDownloadButton']"),
 ]
 
@@ -55,8 +57,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(store_env):
+@contextlib.contextmanager
+def _serve():
+    """A streamlit server on a free port, for the store the environment points at."""
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     ARTIFACTS.mkdir(exist_ok=True)
@@ -78,10 +81,24 @@ def server(store_env):
     else:
         proc.kill()
         pytest.fail("streamlit did not start; see artifacts/streamlit.log")
-    yield url
-    proc.terminate()
-    proc.wait(20)
-    log.close()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()
+
+
+@pytest.fixture
+def server(store_env):
+    with _serve() as url:
+        yield url
+
+
+@pytest.fixture
+def methods_server(methods_env):
+    with _serve() as url:
+        yield url
 
 
 def _plot_traces(page) -> list[int]:
@@ -227,3 +244,38 @@ def test_four_sessions_at_once_one_running_a_sweep(server, store_env):
     decisions = store.decisions()
     assert decisions[["decision", "reviewer"]].values.tolist() == [["needs work", "Bea"]]
     # the timings are reported by bench/run.py, not asserted: machines here are shared and noisy
+
+
+@pytest.mark.timeout(600)
+def test_methods_page_compares_fairgrape_fairprune_and_constrained(methods_server, methods_env):
+    """The Methods page in a real browser on a sweep of the three published methods."""
+    from playwright.sync_api import sync_playwright
+
+    from fairprune.sweep.methods import methods_table
+    from fairprune.sweep.results import ResultsStore
+
+    table = methods_table(ResultsStore(methods_env["results"]))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
+        seconds = _first_chart(page, methods_server, "Methods", ".js-plotly-plot")
+        page.wait_for_load_state("networkidle")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot').length >= 5", timeout=120_000
+        )
+        _no_exception(page)
+        page.screenshot(path=str(ARTIFACTS / "methods.png"), full_page=True)
+        traces = _plot_traces(page)
+        # the Pareto chart: one marker trace per method and level plus a front line per level
+        assert traces[0] == len(table["methods"]) + 2
+        assert all(n > 0 for n in traces)
+        stars = page.evaluate(
+            "() => document.querySelector('.js-plotly-plot').data"
+            ".filter(t => t.marker && t.marker.symbol === 'star').map(t => t.name)"
+        )
+        assert sorted(stars) == sorted(r["method"] for r in table["methods"] if r["pareto"])
+        legend = page.locator(".js-plotly-plot").first.locator("text.legendtext")
+        assert "fairgrape + constrained" in legend.all_text_contents()
+        assert page.get_by_role("button", name="Download the methods table (CSV)").count() == 1
+        browser.close()
+    ARTIFACTS.joinpath("methods_timing.json").write_text(json.dumps({"Methods": seconds}))

@@ -91,3 +91,19 @@ def test_report_lists_every_decision_oldest_first():
     empty = build_report(long, _cells(long), decisions=DECISIONS.iloc[:0])
     assert "No review decision has been recorded yet." in empty
     assert "Review decisions" not in build_report(long, _cells(long))  # not asked for
+
+
+def test_report_carries_the_methods_table(methods_store):
+    from fairprune.sweep.methods import methods_display, methods_table
+    from fairprune.sweep.results import ResultsStore
+
+    store = ResultsStore(methods_store["results"])
+    long, cells = store.export_long(), store.cells()
+    table = methods_table(store, n_boot=200)
+    html = build_report(long, cells, methods=table)
+    assert "Methods side by side" in html
+    shown = methods_display(table)
+    for cell in shown["gap (max − min, points)"]:
+        assert cell in html
+    assert html.count("★") >= int((shown["Pareto front"] == "★").sum())
+    assert "Methods side by side" not in build_report(long, cells)  # not asked for
