@@ -106,12 +106,25 @@ def _draw(groups, n_boot: int, n_seeds: tuple[int, ...], paired_seeds: bool, see
     return counts, seed_draws
 
 
+def _multiplicities(idx: np.ndarray) -> np.ndarray:
+    """(B, n_g) how often each of the group's samples is drawn in each replicate."""
+    n_boot, n = idx.shape
+    flat = (np.arange(n_boot)[:, None] * n + idx).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
 def _replicate_acc(correct: np.ndarray, groups, counts) -> np.ndarray:
-    """(B, S, G) group accuracies of every seed's model in every replicate."""
+    """(B, S, G) group accuracies of every seed's model in every replicate.
+
+    ``counts`` holds, per group, the (B, n_g) resample indices or their multiplicities
+    (:func:`_multiplicities`, computed once and shared by every arm). The accuracy of a
+    replicate is (multiplicities · correct) / n_g — integer sums, so exactly the mean of the
+    gathered samples, at the cost of one matrix product instead of a (S, B, n_g) gather.
+    """
     cols = []
-    for p, idx in zip(_positions(groups), counts, strict=True):
-        # (S, n_g) correct of the group's samples, gathered at (B, n_g) → (S, B, n_g) → (B, S)
-        cols.append(correct[:, p][:, idx].mean(axis=2).T)
+    for p, c in zip(_positions(groups), counts, strict=True):
+        mult = c if c.dtype == np.float64 else _multiplicities(c)
+        cols.append(mult @ correct[:, p].T.astype(np.float64) / len(p))  # (B, S)
     return np.stack(cols, axis=2)
 
 
@@ -153,6 +166,7 @@ def arm_replicates(
     groups = np.asarray(groups)
     mats = [_as_matrix(a, len(groups)) for a in arms]
     counts, draws = _draw(groups, n_boot, tuple(len(m) for m in mats), paired_seeds, seed)
+    counts = [_multiplicities(idx) for idx in counts]  # shared by every arm
     out = []
     for m, draw in zip(mats, draws, strict=True):
         reps = _replicate_acc(m, groups, counts)  # (B, S, G)
