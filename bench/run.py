@@ -316,49 +316,46 @@ def main() -> int:
             f"the same on each runtime, dense ÷ pruned (ideal {ideal:.2f}×), wall clock | CPU "
             f"time (load average {result['load_average_1min']:.1f} on {os.cpu_count()} cores):"
         )
-        wall, cpu = by_runtime["wall"], by_runtime["cpu"]
-        for name, per_threads in wall.items():
-            for threads, v in per_threads.items():
-                c = cpu[name][threads]
-                dense_ms = ms["wall"][name][threads]["dense"]["64"]
-                print(
-                    f"  {name:<34} {threads} thread{'s' if threads != '1' else ' '}  "
-                    f"batch 64 {v['64']:.2f}× | {c['64']:.2f}×   batch 1 {v['1']:.2f}× | "
-                    f"{c['1']:.2f}×   (dense {dense_ms:.3f} ms/image at batch 64)"
-                )
-        frac = result["best_fraction_of_ideal_64"]
-        print(
-            "fastest dense runtime ÷ fastest pruned runtime at batch 64: "
-            + ", ".join(f"{t} thread(s) {v:.2f}×" for t, v in deploy["wall"].items())
-            + f"; best ÷ ideal: {frac['wall']:.2f} wall clock, {frac['cpu']:.2f} CPU time "
-            "(target ≥ 0.75)"
-        )
+        _print_runtimes(by_runtime, ms)
+        _print_deploy("fastest dense runtime ÷ fastest pruned runtime", deploy,
+                      result["best_fraction_of_ideal_64"])  # fmt: skip
         print(
             f"with channels rounded to multiples of 8 (--round-to 8; "
             f"{result['round8_flops_reduction']:.1%} FLOPs reduction, ideal {ideal8:.2f}×, "
             f"channels {result['round8_channels']}):"
         )
-        wall8, cpu8 = by_runtime8["wall"], by_runtime8["cpu"]
-        for name, per_threads in wall8.items():
-            for threads, v in per_threads.items():
-                c = cpu8[name][threads]
-                print(
-                    f"  {name:<34} {threads} thread{'s' if threads != '1' else ' '}  "
-                    f"batch 64 {v['64']:.2f}× | {c['64']:.2f}×   batch 1 {v['1']:.2f}× | "
-                    f"{c['1']:.2f}×"
-                )
-        frac8 = result["best_fraction_of_ideal_64_round8"]
-        print(
-            "rounded to 8, fastest dense ÷ fastest pruned at batch 64: "
-            + ", ".join(f"{t} thread(s) {v:.2f}×" for t, v in deploy8["wall"].items())
-            + f"; best ÷ ideal: {frac8['wall']:.2f} wall clock, {frac8['cpu']:.2f} CPU time "
-            "(target ≥ 0.75)"
-        )
+        _print_runtimes(by_runtime8)
+        _print_deploy("rounded to 8, fastest dense ÷ fastest pruned", deploy8,
+                      result["best_fraction_of_ideal_64_round8"])  # fmt: skip
         if "ray_sweep_over_serial" in result:
             print(_ray_line(result))
         for line in _page_lines(result.get("page_first_chart_s", {})):
             print(line)
     return 0
+
+
+def _print_runtimes(ratios: dict, ms: dict | None = None) -> None:
+    """One line per runtime and thread count: dense ÷ pruned, wall clock | CPU time."""
+    for name, per_threads in ratios["wall"].items():
+        for threads, v in per_threads.items():
+            c = ratios["cpu"][name][threads]
+            dense = ""
+            if ms is not None:
+                dense = f"   (dense {ms['wall'][name][threads]['dense']['64']:.3f} ms/image at 64)"
+            print(
+                f"  {name:<34} {threads} thread{'s' if threads != '1' else ' '}  "
+                f"batch 64 {v['64']:.2f}× | {c['64']:.2f}×   batch 1 {v['1']:.2f}× | "
+                f"{c['1']:.2f}×{dense}"
+            )
+
+
+def _print_deploy(what: str, deploy: dict, frac: dict) -> None:
+    print(
+        f"{what} at batch 64: "
+        + ", ".join(f"{t} thread(s) {v:.2f}×" for t, v in deploy["wall"].items())
+        + f"; best ÷ ideal: {frac['wall']:.2f} wall clock, {frac['cpu']:.2f} CPU time "
+        "(target ≥ 0.75)"
+    )
 
 
 def _ray_line(result: dict) -> str:

@@ -69,22 +69,24 @@ def methods_store(demo_store, tmp_path_factory):
             "dense": demo_store["dense"]}  # fmt: skip
 
 
+def _point_at(store: dict, monkeypatch) -> dict:
+    """Point fairprune (and the pages) at a fixture store's models, results and data."""
+    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(store["models"]))
+    monkeypatch.setenv("FAIRPRUNE_RESULTS", str(store["results"]))
+    monkeypatch.setenv("FAIRPRUNE_DATA_DIR", str(store["data"]))
+    return store
+
+
 @pytest.fixture
 def methods_env(methods_store, monkeypatch):
     """Point fairprune (and the pages) at the methods store."""
-    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(methods_store["models"]))
-    monkeypatch.setenv("FAIRPRUNE_RESULTS", str(methods_store["results"]))
-    monkeypatch.setenv("FAIRPRUNE_DATA_DIR", str(methods_store["data"]))
-    return methods_store
+    return _point_at(methods_store, monkeypatch)
 
 
 @pytest.fixture
 def store_env(demo_store, monkeypatch):
     """Point fairprune (and the pages) at the fixture store."""
-    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(demo_store["models"]))
-    monkeypatch.setenv("FAIRPRUNE_RESULTS", str(demo_store["results"]))
-    monkeypatch.setenv("FAIRPRUNE_DATA_DIR", str(demo_store["data"]))
-    return demo_store
+    return _point_at(demo_store, monkeypatch)
 
 
 @pytest.fixture

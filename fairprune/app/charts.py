@@ -412,6 +412,11 @@ def _whiskers(d: pd.DataFrame, col: str) -> dict:
     )
 
 
+def _point_whisker(est: float, low: float, high: float) -> dict:
+    return dict(type="data", symmetric=False, thickness=1, array=[max(high - est, 0)],
+                arrayminus=[max(est - low, 0)])  # fmt: skip
+
+
 def _level_axis(frame: pd.DataFrame) -> str:
     kinds = sorted(frame["level_kind"].unique())
     return " / ".join(kinds) + " (%)"
@@ -426,26 +431,27 @@ def methods_metric_chart(frame: pd.DataFrame, col: str, title: str, y_title: str
     style = _method_style(frame)
     fig = go.Figure()
     for method, d in frame.groupby("method", sort=True):
-        d = d.sort_values("level")
-        s = style[method]
-        fig.add_trace(
-            go.Scatter(
-                x=d["level"] * 100,
-                y=d[col],
-                mode="lines+markers",
-                name=method,
-                line=dict(color=s["color"], dash=s["dash"], width=3),
-                marker=dict(symbol=s["symbol"], size=11),
-                error_y=_whiskers(d, col),
-                customdata=np.stack([d[f"{col}_low"], d[f"{col}_high"], d["seeds"]], axis=1),
-                hovertemplate=(
-                    f"{method}<br>level %{{x:.0f}}%<br>{y_title} %{{y:.1f}} (95% CI "
-                    "%{customdata[0]:.1f} to %{customdata[1]:.1f}, %{customdata[2]} seeds)"
-                    "<extra></extra>"
-                ),
-            )
-        )
+        fig.add_trace(_method_line(d.sort_values("level"), method, style[method], col, y_title))
     return _layout(fig, title, _level_axis(frame), y_title)
+
+
+def _method_line(d: pd.DataFrame, method: str, s: dict, col: str, what: str, **kw) -> go.Scatter:
+    """One method's line of ``col`` against the level, with its 95% whiskers."""
+    return go.Scatter(
+        x=d["level"] * 100,
+        y=d[col],
+        mode="lines+markers",
+        name=method,
+        line=dict(color=s["color"], dash=s["dash"], width=3),
+        marker=dict(symbol=s["symbol"], size=11),
+        error_y=_whiskers(d, col),
+        customdata=np.stack([d[f"{col}_low"], d[f"{col}_high"], d["seeds"]], axis=1),
+        hovertemplate=(
+            f"{method}<br>level %{{x:.0f}}%<br>{what} %{{y:.1f}} (95% CI "
+            "%{customdata[0]:.1f} to %{customdata[1]:.1f}, %{customdata[2]} seeds)<extra></extra>"
+        ),
+        **kw,
+    )
 
 
 def methods_group_chart(frame: pd.DataFrame, groups: list[str]) -> go.Figure:
@@ -460,27 +466,9 @@ def methods_group_chart(frame: pd.DataFrame, groups: list[str]) -> go.Figure:
     for i, g in enumerate(groups, start=1):
         col = f"acc {g}"
         for method, d in frame.groupby("method", sort=True):
-            d = d.sort_values("level")
-            s = style[method]
-            fig.add_trace(
-                go.Scatter(
-                    x=d["level"] * 100,
-                    y=d[col],
-                    mode="lines+markers",
-                    name=method,
-                    legendgroup=method,
-                    showlegend=i == 1,
-                    line=dict(color=s["color"], dash=s["dash"], width=2.5),
-                    marker=dict(symbol=s["symbol"], size=9),
-                    error_y=_whiskers(d, col),
-                    hovertemplate=(
-                        f"{method} · {g}<br>level %{{x:.0f}}%<br>accuracy %{{y:.1f}}%"
-                        "<extra></extra>"
-                    ),
-                ),
-                row=1,
-                col=i,
-            )
+            trace = _method_line(d.sort_values("level"), method, style[method], col,
+                                 f"{g} accuracy", legendgroup=method, showlegend=i == 1)  # fmt: skip
+            fig.add_trace(trace, row=1, col=i)
     _layout(fig, title, "", "group accuracy (%)")
     fig.update_xaxes(title_text=_level_axis(frame))
     return fig
@@ -532,20 +520,8 @@ def methods_pareto_chart(frame: pd.DataFrame) -> go.Figure:
                         color=s["color"],
                         line=dict(width=1, color="#222222"),
                     ),
-                    error_x=dict(
-                        type="data",
-                        symmetric=False,
-                        thickness=1,
-                        array=[max(row.gap_high - row.gap, 0)],
-                        arrayminus=[max(row.gap - row.gap_low, 0)],
-                    ),  # fmt: skip
-                    error_y=dict(
-                        type="data",
-                        symmetric=False,
-                        thickness=1,
-                        array=[max(row.accuracy_high - row.accuracy, 0)],
-                        arrayminus=[max(row.accuracy - row.accuracy_low, 0)],
-                    ),  # fmt: skip
+                    error_x=_point_whisker(row.gap, row.gap_low, row.gap_high),
+                    error_y=_point_whisker(row.accuracy, row.accuracy_low, row.accuracy_high),
                     hovertemplate=(
                         f"{row.method} at {lv:.0%}<br>gap %{{x:.1f}} pp<br>accuracy %{{y:.1f}}%"
                         f"{'<br>on the Pareto front' if row.pareto else ''}<extra></extra>"

@@ -188,6 +188,29 @@ def _seed_gap(a: np.ndarray, groups: np.ndarray) -> float:
     return float((acc.max(axis=1) - acc.min(axis=1)).mean() * 100)
 
 
+def sweep_cells(store, sweep_id: str | None):
+    """(sweep id, its cells): ``sweep_id`` None takes the newest sweep with pruned cells
+    (None and the store's cells when there is none yet).
+
+    Raises
+    ------
+    FairpruneError
+        ``ERR_EMPTY_STORE`` (no sweep at all) or ``ERR_NO_SWEEP`` (no such sweep).
+    """
+    cells = store.cells(sweep_id)
+    if sweep_id is not None:
+        if cells.empty:
+            raise FairpruneError(ERR_NO_SWEEP.format(sweep=sweep_id))
+        return sweep_id, cells
+    if cells.empty:
+        raise FairpruneError(ERR_EMPTY_STORE)
+    pruned_sweeps = cells[cells["criterion"] != "dense"]["sweep_id"]
+    if pruned_sweeps.empty:
+        return None, cells
+    newest = str(pruned_sweeps.iloc[-1])
+    return newest, cells[cells["sweep_id"] == newest]
+
+
 def level_findings(
     store,
     sweep_id: str | None = None,
@@ -200,17 +223,9 @@ def level_findings(
 
     ``sweep_id`` None takes the newest sweep with pruned cells; ``criterion`` None keeps all.
     """
-    cells = store.cells(sweep_id)
+    sweep_id, cells = sweep_cells(store, sweep_id)
     if sweep_id is None:
-        pruned_sweeps = cells[cells["criterion"] != "dense"]["sweep_id"]
-        if pruned_sweeps.empty:
-            if cells.empty:
-                raise FairpruneError(ERR_EMPTY_STORE)
-            return []
-        sweep_id = pruned_sweeps.iloc[-1]
-        cells = cells[cells["sweep_id"] == sweep_id]
-    elif cells.empty:
-        raise FairpruneError(ERR_NO_SWEEP.format(sweep=sweep_id))
+        return []
     dense = cells[cells["criterion"] == "dense"]
     pruned = cells[cells["criterion"] != "dense"]
     if criterion is not None:

@@ -27,7 +27,7 @@ import pandas as pd
 from fairprune.errors import FairpruneError
 from fairprune.intervals import DEFAULT_N_BOOT, arm_replicates, interval, verdict
 from fairprune.prune.registry import is_unstructured
-from fairprune.sweep.findings import ERR_EMPTY_STORE, ERR_NO_SWEEP, _correct
+from fairprune.sweep.findings import ERR_NO_PRUNED, _correct, sweep_cells
 
 ERR_NO_METHODS = (
     "sweep {sweep} has no pruned cells with a dense baseline yet: run it first, e.g. "
@@ -128,15 +128,9 @@ def methods_table(
         ``gap_vs_reference`` / ``accuracy_vs_reference`` (this criterion − the reference, same
         loss; None for the reference), ``verdict_vs_reference`` and ``pareto``.
     """
-    cells = store.cells(sweep_id)
+    sweep_id, cells = sweep_cells(store, sweep_id)
     if sweep_id is None:
-        pruned_sweeps = cells[cells["criterion"] != "dense"]["sweep_id"]
-        if pruned_sweeps.empty:
-            raise FairpruneError(ERR_EMPTY_STORE)
-        sweep_id = str(pruned_sweeps.iloc[-1])
-        cells = cells[cells["sweep_id"] == sweep_id]
-    elif cells.empty:
-        raise FairpruneError(ERR_NO_SWEEP.format(sweep=sweep_id))
+        raise FairpruneError(ERR_NO_PRUNED)
     dense = cells[cells["criterion"] == "dense"]
     pruned = cells[cells["criterion"] != "dense"]
     if dense.empty or pruned.empty:
