@@ -70,7 +70,6 @@ if (frame["level_kind"] == "weight sparsity").any():
         "the pruned checkpoint is a dense safetensors file with zeros in place, and FLOPs and "
         "latency do not fall on dense kernels — they need sparse kernels or hardware to pay off."
     )
-ui.group_legend(table["groups"])
 st.plotly_chart(charts.methods_pareto_chart(frame), key="methods_pareto")
 
 st.subheader("Side by side")
@@ -91,6 +90,8 @@ c3.plotly_chart(charts.methods_metric_chart(frame, "gap", "Gap between groups vs
                                             "gap, max − min (pp)"), key="methods_gap")  # fmt: skip
 c4.plotly_chart(charts.methods_metric_chart(frame, "max_psi", "Max ψ (excess accuracy drop)",
                                             "max ψ (pp)"), key="methods_psi")  # fmt: skip
+st.caption("Colours and line styles mark methods (criterion: colour; loss: dash and marker), "
+           "one panel per group.")  # fmt: skip
 st.plotly_chart(charts.methods_group_chart(frame, table["groups"]), key="methods_groups")
 st.plotly_chart(charts.methods_metric_chart(frame, "accuracy", "Overall accuracy vs sparsity",
                                             "accuracy (%)"), key="methods_acc")  # fmt: skip

@@ -387,6 +387,11 @@ def forgotten_chart(rates: pd.DataFrame) -> go.Figure:
 # --- Methods page: every (criterion, loss) of a sweep side by side -----------------------------
 
 
+# criteria take the palette's colours the skin-tone groups do not use first, so a method is never
+# mistaken for a group on the same page
+METHOD_COLORS = ["#D55E00", "#CC79A7", "#000000", "#56B4E9", "#E69F00", "#009E73", "#0072B2"]
+
+
 def _method_style(frame: pd.DataFrame) -> dict[str, dict]:
     """One colour per criterion, one dash and marker per loss, the same on all method charts."""
     criteria = sorted(frame["criterion"].unique())
@@ -395,7 +400,7 @@ def _method_style(frame: pd.DataFrame) -> dict[str, dict]:
         frame[["method", "criterion", "loss"]].drop_duplicates().itertuples(index=False)
     ):
         out[method] = {
-            "color": OKABE_ITO[criteria.index(crit) % len(OKABE_ITO)],
+            "color": METHOD_COLORS[criteria.index(crit) % len(METHOD_COLORS)],
             "dash": LOSS_DASH.get(loss, "solid"),
             "symbol": LOSS_SYMBOL.get(loss, "circle"),
         }
