@@ -9,8 +9,11 @@ draw the same seeds). The point estimate is the difference of the seed-averaged 
 original data; the interval is the percentile interval of the replicates.
 
 A difference is called a difference only when its interval excludes zero (:func:`verdict`).
-The Overview, the Sweep page, the Audit page's A/B comparison, the report and the CLI all call
-:func:`paired_gap_difference` / :func:`paired_group_drops`; nothing else resamples.
+The Overview, the Sweep page, the Audit page's A/B comparison, the Methods page, the report and
+the CLI all resample through :func:`arm_replicates` (once per comparison, every arm on the same
+replicates) and read differences off it (:func:`gap_difference`, :func:`group_drops`);
+:func:`paired_gap_difference` / :func:`paired_group_drops` are the two-arm shorthands. Nothing
+else resamples.
 """
 
 from __future__ import annotations
@@ -208,14 +211,11 @@ def paired_gap_difference(
     Interval
         In accuracy units (fractions); ``as_dict(100)`` gives points.
     """
-    groups = np.asarray(groups)
-    if len(_positions(groups)) < 2:
-        raise ValueError(ERR_FEW_GROUPS.format(n=len(_positions(groups))))
-    (est_a, rep_a), (est_b, rep_b) = arm_replicates(
+    require_two_groups(groups)
+    a, b = arm_replicates(
         [correct_a, correct_b], groups, n_boot=n_boot, seed=seed, paired_seeds=paired_seeds
     )
-    diffs = _gap(rep_b).mean(axis=1) - _gap(rep_a).mean(axis=1)
-    return _percentile(diffs, _gap(est_b).mean() - _gap(est_a).mean(), ci)
+    return gap_difference(a, b, ci)
 
 
 def paired_group_drops(
@@ -237,9 +237,30 @@ def paired_group_drops(
     list of Interval
         One per group code, in code order.
     """
-    (est_a, rep_a), (est_b, rep_b) = arm_replicates(
+    a, b = arm_replicates(
         [correct_a, correct_b], groups, n_boot=n_boot, seed=seed, paired_seeds=paired_seeds
     )
+    return group_drops(a, b, ci)
+
+
+def require_two_groups(groups) -> None:
+    """A gap needs at least two groups (``ValueError`` otherwise)."""
+    n = len(_positions(np.asarray(groups)))
+    if n < 2:
+        raise ValueError(ERR_FEW_GROUPS.format(n=n))
+
+
+def gap_difference(a, b, ci: float = 0.95) -> Interval:
+    """gap(B) − gap(A), seeds averaged, from two arms of one :func:`arm_replicates` call."""
+    (est_a, rep_a), (est_b, rep_b) = a, b
+    diffs = _gap(rep_b).mean(axis=1) - _gap(rep_a).mean(axis=1)
+    return _percentile(diffs, _gap(est_b).mean() - _gap(est_a).mean(), ci)
+
+
+def group_drops(a, b, ci: float = 0.95) -> list[Interval]:
+    """Per group, accuracy(A) − accuracy(B), seeds averaged, from two arms of one
+    :func:`arm_replicates` call; one Interval per group code."""
+    (est_a, rep_a), (est_b, rep_b) = a, b
     drop, est = rep_a.mean(axis=1) - rep_b.mean(axis=1), est_a.mean(axis=0) - est_b.mean(axis=0)
     return [_percentile(drop[:, g], est[g], ci) for g in range(drop.shape[1])]
 
@@ -256,9 +277,12 @@ __all__ = [
     "NO_DIFFERENCE",
     "WIDER",
     "arm_replicates",
+    "gap_difference",
     "group_accuracy",
+    "group_drops",
     "interval",
     "paired_gap_difference",
     "paired_group_drops",
+    "require_two_groups",
     "verdict",
 ]

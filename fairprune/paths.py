@@ -7,7 +7,10 @@ test run against a temporary folder and never touch a user's store.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+from fairprune.errors import FairpruneError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,3 +56,33 @@ def is_allowed(path: str | Path) -> bool:
         return False
     return any(real == str(r) or real.startswith(str(r).rstrip(os.sep) + os.sep)
                for r in allowed_roots())  # fmt: skip
+
+
+ERR_FILE_TOO_BIG = (
+    "{path} is {size:.0f} MB, over the {cap:.0f} MB a {what} may have; check that it is the "
+    "right file."
+)
+
+
+def regular_file_size(path: str | Path, *, cap: int, what: str, not_a_file: str) -> int:
+    """The size of a regular file (symlinks followed) of at most ``cap`` bytes, checked before any
+    read: a FIFO would block a reader forever and ``/dev/zero`` never ends, so neither is ever
+    opened, hashed or listed.
+
+    Raises
+    ------
+    FairpruneError
+        ``not_a_file`` (formatted with ``path``) for a FIFO, device, folder or missing file;
+        ``ERR_FILE_TOO_BIG`` for one over ``cap``.
+    """
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        raise FairpruneError(not_a_file.format(path=path)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise FairpruneError(not_a_file.format(path=path))
+    if st.st_size > cap:
+        raise FairpruneError(
+            ERR_FILE_TOO_BIG.format(path=path, size=st.st_size / 2**20, cap=cap / 2**20, what=what)
+        )
+    return st.st_size

@@ -288,7 +288,7 @@ def paired_comparison(preds_a, preds_b, group_names: list[str], *, n_boot: int =
         ``table``: group, n, A and B accuracy (%), "B − A [95% CI]" (points) and whether B is
         significantly lower/higher; ``gap_interval``: gap(B) − gap(A) (fractions).
     """
-    from fairprune.intervals import paired_gap_difference, paired_group_drops, verdict
+    from fairprune.intervals import arm_replicates, gap_difference, group_drops, verdict
 
     if not np.array_equal(preds_a.y_true, preds_b.y_true) or not np.array_equal(
         preds_a.groups, preds_b.groups
@@ -297,7 +297,9 @@ def paired_comparison(preds_a, preds_b, group_names: list[str], *, n_boot: int =
     groups = np.asarray(preds_a.groups)
     present = np.unique(groups)
     codes = np.searchsorted(present, groups)  # dense codes 0..G-1 of the groups present
-    drops = paired_group_drops(preds_a.correct, preds_b.correct, codes, n_boot=n_boot)
+    # one resampling for both: the per-group changes and the gap change share the replicates
+    arm_a, arm_b = arm_replicates([preds_a.correct, preds_b.correct], codes, n_boot=n_boot)
+    drops = group_drops(arm_a, arm_b)
     rows = []
     for i, g in enumerate(present):
         in_g = groups == g
@@ -314,7 +316,7 @@ def paired_comparison(preds_a, preds_b, group_names: list[str], *, n_boot: int =
         )
     gap = None
     if len(present) >= 2:
-        gap = paired_gap_difference(preds_a.correct, preds_b.correct, codes, n_boot=n_boot)
+        gap = gap_difference(arm_a, arm_b)
     return pd.DataFrame(rows), gap, (verdict(gap) if gap is not None else None)
 
 

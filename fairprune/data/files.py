@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from fairprune.errors import FairpruneError
+from fairprune.paths import ERR_FILE_TOO_BIG, regular_file_size
 
 ERR_IMAGES_MISSING = "{count} image(s) listed in {source} are missing under {root}, first: {first}."
 
@@ -55,12 +56,6 @@ ERR_FOLDER_OUTSIDE = (
 
 
 ERR_NOT_A_FILE = "{path} is not a regular file; point to the file itself, not a pipe or device."
-
-
-ERR_FILE_TOO_BIG = (
-    "{path} is {size:.0f} MB, over the {cap:.0f} MB a {what} may have; check that it is the "
-    "right file."
-)
 
 
 ERR_FILES_MISSING = "{dataset}: {missing} not found in {where}; that folder must hold {expects}."
@@ -131,17 +126,7 @@ def regular_file(path: str | Path, *, cap: int, what: str) -> int:
     FairpruneError
         A FIFO, device, folder or missing file, or one over ``cap``.
     """
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        raise FairpruneError(ERR_NOT_A_FILE.format(path=path)) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise FairpruneError(ERR_NOT_A_FILE.format(path=path))
-    if st.st_size > cap:
-        raise FairpruneError(
-            ERR_FILE_TOO_BIG.format(path=path, size=st.st_size / 2**20, cap=cap / 2**20, what=what)
-        )
-    return st.st_size
+    return regular_file_size(path, cap=cap, what=what, not_a_file=ERR_NOT_A_FILE)
 
 
 def read_capped(path: str | Path, *, cap: int, what: str) -> bytes:

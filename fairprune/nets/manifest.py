@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import numpy as np
 
 from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import ARCHITECTURES
+from fairprune.paths import regular_file_size
 
 FORMAT_VERSION = 1
 
@@ -105,12 +104,6 @@ ERR_ARCH_MISMATCH = (
 
 ERR_NOT_A_FILE = (
     "{path} is not a regular file; point to the checkpoint itself, not a folder, pipe or device."
-)
-
-
-ERR_FILE_TOO_BIG = (
-    "{path} is {size:.0f} MB, over the {cap:.0f} MB a {what} may have; check that it is the "
-    "right file."
 )
 
 
@@ -211,17 +204,7 @@ def check_file(path: str | Path, *, cap: int, what: str) -> int:
     Returns the size in bytes. A FIFO would block a reader forever and ``/dev/zero`` never ends,
     so neither is ever opened, hashed or listed.
     """
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        raise FairpruneError(ERR_NOT_A_FILE.format(path=path)) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise FairpruneError(ERR_NOT_A_FILE.format(path=path))
-    if st.st_size > cap:
-        raise FairpruneError(
-            ERR_FILE_TOO_BIG.format(path=path, size=st.st_size / 2**20, cap=cap / 2**20, what=what)
-        )
-    return st.st_size
+    return regular_file_size(path, cap=cap, what=what, not_a_file=ERR_NOT_A_FILE)
 
 
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)

@@ -40,13 +40,13 @@ from fairprune.prune.unstructured import (
     apply_masks,
     layer_keep_count,
     prunable_weights,
+    sparsity_target,
     weight_sparsity,
 )
 from fairprune.utils import Progress, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 
-ERR_SPARSITY = "the weight-sparsity target must be in (0, 1), got {target}; e.g. 0.5."
 ERR_KEEP = "FairGRAPE's keep fraction per round must be in (0, 1), got {keep}; the paper uses 0.9."
 ERR_BATCH = "FairGRAPE's greedy batch must be >= 1, got {batch}."
 ERR_KEEP_COUNT = "cannot keep {keep} of {n} candidate weights."
@@ -190,9 +190,7 @@ def prune(
     (nn.Module, float)
         A pruned copy (zeros in place) and the weight sparsity reached over the prunable weights.
     """
-    target = float(config.target_reduction)
-    if not 0.0 < target < 1.0:
-        raise FairpruneError(ERR_SPARSITY.format(target=target))
+    target = sparsity_target(config)
     keep_per_iter = float(config.fairgrape_keep_per_iter)
     if not 0.0 < keep_per_iter < 1.0:
         raise FairpruneError(ERR_KEEP.format(keep=keep_per_iter))

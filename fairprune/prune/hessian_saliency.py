@@ -47,13 +47,13 @@ from fairprune.prune.unstructured import (
     apply_masks,
     layer_keep_count,
     prunable_weights,
+    sparsity_target,
     weight_sparsity,
 )
 from fairprune.utils import Progress, pick_device, seed_everything
 
 log = logging.getLogger(__name__)
 
-ERR_SPARSITY = "the weight-sparsity target must be in (0, 1), got {target}; e.g. 0.5."
 ERR_BETA = "FairPrune's beta must be in (0, 1], got {beta}; the paper studies 0.1 to 0.9."
 ERR_ONE_GROUP = (
     "FairPrune compares two groups but the calibration batches hold only {n}; raise "
@@ -176,9 +176,7 @@ def prune(
     (nn.Module, float)
         A pruned copy (zeros in place) and the weight sparsity reached over the prunable weights.
     """
-    target = float(config.target_reduction)
-    if not 0.0 < target < 1.0:
-        raise FairpruneError(ERR_SPARSITY.format(target=target))
+    target = sparsity_target(config)
     beta = float(config.fairprune_beta)
     if not 0.0 < beta <= 1.0:
         raise FairpruneError(ERR_BETA.format(beta=beta))

@@ -18,6 +18,21 @@ from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import head_of
 
 ERR_AMOUNT = "unstructured sparsity must be in [0, 1), got {amount}."
+ERR_SPARSITY = "the weight-sparsity target must be in (0, 1), got {target}; e.g. 0.5."
+
+
+def sparsity_target(config) -> float:
+    """``config.target_reduction`` as the weight-sparsity target of a fairness-aware criterion.
+
+    Raises
+    ------
+    FairpruneError
+        ``ERR_SPARSITY`` outside (0, 1).
+    """
+    target = float(config.target_reduction)
+    if not 0.0 < target < 1.0:
+        raise FairpruneError(ERR_SPARSITY.format(target=target))
+    return target
 
 
 def prunable_weights(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -21,9 +21,11 @@ from fairprune.intervals import (
     NARROWER,
     WIDER,
     Interval,
+    arm_replicates,
+    gap_difference,
     group_accuracy,
-    paired_gap_difference,
-    paired_group_drops,
+    group_drops,
+    require_two_groups,
     verdict,
 )
 
@@ -169,8 +171,9 @@ def compare_cells(store, keys_a, keys_b, *, n_boot: int = DEFAULT_N_BOOT, seed: 
     if key_a != key_b or not np.array_equal(groups, groups_b):
         raise FairpruneError(ERR_NOT_SAME_ROWS.format(a=key_a, b=key_b))
     paired = len(keys_a) == len(keys_b)
-    diff = paired_gap_difference(a, b, groups, n_boot=n_boot, seed=seed, paired_seeds=paired)
-    drops = paired_group_drops(a, b, groups, n_boot=n_boot, seed=seed, paired_seeds=paired)
+    require_two_groups(groups)
+    arm_a, arm_b = arm_replicates([a, b], groups, n_boot=n_boot, seed=seed, paired_seeds=paired)
+    diff, drops = gap_difference(arm_a, arm_b), group_drops(arm_a, arm_b)
     names = preds[keys_a[0]].group_names
     acc_a, acc_b = group_accuracy(a, groups).mean(0), group_accuracy(b, groups).mean(0)
     return {
@@ -252,7 +255,16 @@ def level_findings(
         ce = _correct(preds, ce_keys)[0] if ce_keys else None
         pw = _correct(preds, pw_keys)[0] if pw_keys else None
         same_seeds = list(by_loss["ce"]["seed"]) == list(by_loss["pw"]["seed"])
-        kw = {"n_boot": n_boot, "seed": seed}
+        ce_vs_dense = pw_vs_ce = ce_drops = None
+        if ce is not None:
+            # one resampling for every comparison of this level: dense, CE and PW measured on
+            # the same replicates (PW and CE of the same seeds share the seed draw)
+            require_two_groups(groups)
+            arms = arm_replicates([d, ce] + ([pw] if pw is not None else []), groups,
+                                  n_boot=n_boot, seed=seed, paired_seeds=same_seeds)  # fmt: skip
+            ce_vs_dense, ce_drops = gap_difference(arms[0], arms[1]), group_drops(arms[0], arms[1])
+            if pw is not None:
+                pw_vs_ce = gap_difference(arms[1], arms[2])
         seeds = sorted({int(s) for s in at["seed"].dropna()})
         out.append(
             LevelFinding(
@@ -265,11 +277,9 @@ def level_findings(
                 gap_dense=gap_dense,
                 gap_ce=None if ce is None else _seed_gap(ce, groups),
                 gap_pw=None if pw is None else _seed_gap(pw, groups),
-                ce_vs_dense=None if ce is None else paired_gap_difference(d, ce, groups, **kw),
-                pw_vs_ce=None
-                if ce is None or pw is None
-                else paired_gap_difference(ce, pw, groups, paired_seeds=same_seeds, **kw),
-                ce_drops=None if ce is None else paired_group_drops(d, ce, groups, **kw),
+                ce_vs_dense=ce_vs_dense,
+                pw_vs_ce=pw_vs_ce,
+                ce_drops=ce_drops,
             )
         )
     return out

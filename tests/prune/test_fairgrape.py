@@ -13,7 +13,6 @@ from fairprune.data.base import SplitData
 from fairprune.errors import FairpruneError
 from fairprune.prune.fairgrape import (
     ERR_KEEP,
-    ERR_SPARSITY,
     _schedule,
     greedy_keep,
     group_importance,
@@ -21,7 +20,7 @@ from fairprune.prune.fairgrape import (
 from fairprune.prune.objective import calibration_batches
 from fairprune.prune.registry import CRITERIA
 from fairprune.prune.targeting import ERR_UNSTRUCTURED, prune_model
-from fairprune.prune.unstructured import weight_sparsity
+from fairprune.prune.unstructured import ERR_SPARSITY, weight_sparsity
 
 # a layer of six weights, two groups: importance of each weight for each group
 LAYER = np.array(
