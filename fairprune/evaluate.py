@@ -23,17 +23,9 @@ log = logging.getLogger(__name__)
 _CACHE_SIZE = 64
 
 
-@dataclass(frozen=True)
-class Predictions:
-    """A model's outputs on one split, with the split's labels and groups."""
-
-    logits: np.ndarray  # (N, K) raw outputs; K == 1 for single-logit binary
-    probs: np.ndarray  # (N, C) class probabilities; C == 2 for single-logit binary
-    y_pred: np.ndarray  # (N,) predicted class
-    y_true: np.ndarray  # (N,) true class
-    groups: np.ndarray  # (N,) group index into the bundle's group_names
-    model_hash: str = ""  # content hash of the model that made them
-    split_key: str = ""  # dataset fingerprint + split name
+class Outcomes:
+    """What per-sample predictions say, for any class with ``y_true``, ``y_pred`` and ``probs``
+    (fresh :class:`Predictions` and the results store's stored ones alike)."""
 
     @property
     def correct(self) -> np.ndarray:
@@ -44,6 +36,19 @@ class Predictions:
     def confidence_true(self) -> np.ndarray:
         """(N,) probability the model gives the true class."""
         return self.probs[np.arange(len(self.y_true)), self.y_true]
+
+
+@dataclass(frozen=True)
+class Predictions(Outcomes):
+    """A model's outputs on one split, with the split's labels and groups."""
+
+    logits: np.ndarray  # (N, K) raw outputs; K == 1 for single-logit binary
+    probs: np.ndarray  # (N, C) class probabilities; C == 2 for single-logit binary
+    y_pred: np.ndarray  # (N,) predicted class
+    y_true: np.ndarray  # (N,) true class
+    groups: np.ndarray  # (N,) group index into the bundle's group_names
+    model_hash: str = ""  # content hash of the model that made them
+    split_key: str = ""  # dataset fingerprint + split name
 
 
 def logits_to_probs(logits: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from fairprune.errors import FairpruneError
+from fairprune.evaluate import Outcomes
 from fairprune.metrics import METRIC_COLUMNS
 
 SCHEMA_VERSION = 3  # 2: per-sample predictions of every cell; 3: review decisions (append-only)
@@ -191,7 +192,7 @@ def _format_problem(exc: sqlite3.DatabaseError) -> str | None:
 
 
 @dataclass(frozen=True)
-class StoredPredictions:
+class StoredPredictions(Outcomes):
     """A cell's per-sample predictions, as kept in the store (row-aligned with the split)."""
 
     cell_key: str
@@ -203,16 +204,6 @@ class StoredPredictions:
     probs: np.ndarray  # (N, C) float32 class probabilities (stored as float16)
     group_names: list[str]
     class_names: list[str]
-
-    @property
-    def correct(self) -> np.ndarray:
-        """(N,) bool: prediction equals the label."""
-        return self.y_pred == self.y_true
-
-    @property
-    def confidence_true(self) -> np.ndarray:
-        """(N,) probability the model gave the true class."""
-        return self.probs[np.arange(len(self.y_true)), self.y_true]
 
 
 def _codes(values, what: str) -> bytes:
