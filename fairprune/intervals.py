@@ -113,7 +113,8 @@ def _multiplicities(idx: np.ndarray) -> np.ndarray:
     """(B, n_g) how often each of the group's samples is drawn in each replicate."""
     n_boot, n = idx.shape
     flat = (np.arange(n_boot)[:, None] * n + idx).ravel()
-    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+    # float32 holds every count exactly (< 2**24), at half the memory of float64
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float32)
 
 
 def _replicate_acc(correct: np.ndarray, groups, counts) -> np.ndarray:
@@ -126,8 +127,9 @@ def _replicate_acc(correct: np.ndarray, groups, counts) -> np.ndarray:
     """
     cols = []
     for p, c in zip(_positions(groups), counts, strict=True):
-        mult = c if c.dtype == np.float64 else _multiplicities(c)
-        cols.append(mult @ correct[:, p].T.astype(np.float64) / len(p))  # (B, S)
+        mult = c if c.dtype == np.float32 else _multiplicities(c)
+        hits = mult @ correct[:, p].T.astype(np.float32)  # (B, S) integer counts, exact
+        cols.append(hits.astype(np.float64) / len(p))
     return np.stack(cols, axis=2)
 
 
@@ -169,7 +171,8 @@ def arm_replicates(
     groups = np.asarray(groups)
     mats = [_as_matrix(a, len(groups)) for a in arms]
     counts, draws = _draw(groups, n_boot, tuple(len(m) for m in mats), paired_seeds, seed)
-    counts = [_multiplicities(idx) for idx in counts]  # shared by every arm
+    # multiplicities once, shared by every arm; each group's indices are freed as it is converted
+    counts = [_multiplicities(counts.pop(0)) for _ in range(len(counts))]
     out = []
     for m, draw in zip(mats, draws, strict=True):
         reps = _replicate_acc(m, groups, counts)  # (B, S, G)
