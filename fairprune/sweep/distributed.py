@@ -28,10 +28,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors.torch import save as safetensors_bytes
 
 from fairprune.config import SweepConfig, config_from_dict
+from fairprune.data import load_dataset
 from fairprune.errors import FairpruneError
 from fairprune.evaluate import Predictions
 from fairprune.nets.checkpoint import _read_safetensors
@@ -88,30 +90,36 @@ _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # …/fairprune: shipped to 
 _WORKER_CONTEXTS: OrderedDict[tuple[str, str], SweepContext] = OrderedDict()
 _STARTED: dict[str, str] = {}  # "address" → what this process ray.init-ed (cleared on shutdown)
 _CONNECT = threading.Lock()  # the dashboard's sweep threads may connect at the same moment
+_KEEPER: list[threading.Event] = []  # releases the thread that called ray.init (``_init_kept``)
 _ACTIVE = {"runs": 0}  # executors of this process running on the current connection
 
 
 # ---------------------------------------------------------------- payloads (plain data, no pickle)
 
 
-def dense_payload(record: ModelRecord) -> dict:
+def dense_payload(record: ModelRecord, table: pd.DataFrame | None = None) -> dict:
     """The dense checkpoint as bytes for the workers: its manifest JSON and its weights.
 
     Parameters
     ----------
     record : ModelRecord
         A loaded dense model's record (``path`` set).
+    table : DataFrame, optional
+        The driver's per-group audit of the dense model (sent so workers need not redo it).
 
     Returns
     -------
     dict
-        ``{"manifest": str, "weights": bytes}``.
+        ``{"manifest": str, "weights": bytes}``, plus ``"table"`` (``table_payload``) if given.
     """
     path = Path(record.path)
-    return {
+    payload = {
         "manifest": path.with_suffix(".json").read_text(),
         "weights": path.with_suffix(".safetensors").read_bytes(),
     }
+    if table is not None:
+        payload["table"] = table_payload(table)
+    return payload
 
 
 def dense_from_payload(payload: dict) -> tuple[torch.nn.Module, ModelRecord]:
@@ -202,13 +210,32 @@ def cell_from_payload(ctx: SweepContext, payload: dict) -> CellResult:
 # ---------------------------------------------------------------- the worker side
 
 
+def table_payload(table: pd.DataFrame) -> dict:
+    """A per-group table as plain data (``to_dict(orient="tight")``: values, index, dtypes kept)."""
+    return {"tight": table.to_dict(orient="tight"), "dtypes": table.dtypes.astype(str).to_dict()}
+
+
+def table_from_payload(payload: dict) -> pd.DataFrame:
+    """Inverse of ``table_payload``."""
+    return pd.DataFrame.from_dict(payload["tight"], orient="tight").astype(payload["dtypes"])
+
+
 def worker_context(config: dict, dense: dict, sweep_id: str) -> SweepContext:
-    """The sweep's context in this worker process: built once, then reused by its next units."""
+    """The sweep's context in this worker process: built once, then reused by its next units.
+
+    The driver's dense audit comes with ``dense`` (``"table"``), so a worker neither predicts nor
+    audits the dense model again: it only loads the data and rebuilds the model.
+    """
     record = _parse_manifest(dense["manifest"], "the driver's dense manifest")
     key = (sweep_id, record.sha256)
     ctx = _WORKER_CONTEXTS.get(key)
     if ctx is None:
-        ctx = load_context(config_from_dict(SweepConfig, config), dense=dense_from_payload(dense))
+        table = table_from_payload(dense["table"]) if "table" in dense else None
+        ctx = load_context(
+            config_from_dict(SweepConfig, config),
+            dense=dense_from_payload(dense),
+            dense_table=table,
+        )
         if ctx.sweep_id != sweep_id:
             raise FairpruneError(ERR_CODE_MISMATCH.format(got=ctx.sweep_id, want=sweep_id))
         _WORKER_CONTEXTS[key] = ctx
@@ -246,6 +273,19 @@ def unit_payloads(
         yield cell_payload(ctx, result)
 
 
+def _warm_worker(config: dict) -> bool:
+    """Import fairprune and load the sweep's dataset in this worker (kept in its cache).
+
+    Never raises: a bad dataset is reported by the unit that needs it, with its own message.
+    """
+    try:
+        cfg = config_from_dict(SweepConfig, config)
+        load_dataset(cfg.dataset, cfg.data_root, csv=cfg.csv, **dict(cfg.dataset_options))
+    except Exception:  # noqa: BLE001 - see above
+        return False
+    return True
+
+
 def _run_task(task: Callable[..., Iterator[dict]], *args) -> Iterator[dict]:
     """The Ray task: ``task`` (``unit_payloads`` or a wrapper of it, any picklable callable)."""
     yield from task(*args)
@@ -270,6 +310,43 @@ def _local_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _init_kept(ray, **kwargs) -> None:
+    """``ray.init`` in a thread that lives as long as the connection does.
+
+    Ray's driver hangs once the thread that called ``ray.init`` has exited: every later task
+    export blocks for good (ray 2.60; the dashboard connects from a sweep's thread, which ends with
+    the sweep, and the next sweep reuses the connection). The keeper thread is let go by
+    ``_shutdown``.
+    """
+    box: dict = {}
+    ready, release = threading.Event(), threading.Event()
+
+    def keep() -> None:
+        try:
+            ray.init(**kwargs)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
+            box["error"] = exc
+            return
+        finally:
+            ready.set()
+        release.wait()
+
+    threading.Thread(target=keep, daemon=True, name="fairprune-ray-connection").start()
+    ready.wait()
+    if "error" in box:
+        raise box["error"]
+    _KEEPER.append(release)
+
+
+def _shutdown(ray) -> None:
+    """Disconnect (stopping a local Ray this process started) and let the keeper thread end."""
+    if ray.is_initialized():
+        ray.shutdown()
+    _STARTED.clear()
+    while _KEEPER:
+        _KEEPER.pop().set()
+
+
 def connect(address: str | None = None) -> bool:
     """Join the Ray cluster at ``address``, or start a local Ray (no dashboard) when None.
 
@@ -288,15 +365,15 @@ def _connect(ray, address: str | None) -> bool:
             return False
         if _ACTIVE["runs"]:
             raise FairpruneError(ERR_OTHER_CLUSTER.format(have=have, want=want))
-        ray.shutdown()  # idle, and ours: switch to the place asked for
-        _STARTED.clear()
+        _shutdown(ray)  # idle, and ours: switch to the place asked for
     kwargs = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
         # workers import fairprune from where this process does, whatever their working directory
         path = os.pathsep.join(
             p for p in (str(_PACKAGE_DIR.parent), os.environ.get("PYTHONPATH")) if p
         )
-        ray.init(
+        _init_kept(
+            ray,
             num_cpus=_local_cpus(),
             include_dashboard=False,
             runtime_env={"env_vars": {"PYTHONPATH": path}},
@@ -305,7 +382,7 @@ def _connect(ray, address: str | None) -> bool:
     else:
         try:
             # the cluster runs this driver's fairprune code: same code, same models
-            ray.init(address=address, runtime_env={"py_modules": [str(_PACKAGE_DIR)]}, **kwargs)
+            _init_kept(ray, address=address, runtime_env={"py_modules": [str(_PACKAGE_DIR)]}, **kwargs)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
             raise FairpruneError(ERR_CONNECT.format(address=address, reason=reason)) from None
@@ -315,10 +392,7 @@ def _connect(ray, address: str | None) -> bool:
 
 def shutdown() -> None:
     """Disconnect from Ray (stopping a local Ray this process started)."""
-    ray = _ray()
-    if ray.is_initialized():
-        ray.shutdown()
-    _STARTED.clear()
+    _shutdown(_ray())
 
 
 def _cluster_shape() -> tuple[int, float, int]:
@@ -381,6 +455,7 @@ class RayExecutor:
         self.poll_s = poll_s
         self.cancelled: list = []  # (unit, generator) of every task cancelled by a stop
         self.slots: tuple[int, int] = (0, 0)  # (workers, CPUs per worker) of the last run
+        self._begin: tuple[threading.Thread, dict] | None = None  # ``start``'s thread and state
 
     def _plan_slots(self) -> tuple[int, int]:
         cpus, gpus, biggest = _cluster_shape()
@@ -394,17 +469,73 @@ class RayExecutor:
         workers = max(1, workers)
         return workers, max(1, min(cpus // workers, biggest))
 
+    def start(self, config: SweepConfig) -> None:
+        """Connect and warm one worker per slot in the background (``run_sweep`` calls this first).
+
+        While the driver loads the dense model and audits it, Ray starts and each worker imports
+        fairprune and loads the sweep's dataset once (``_warm_worker``), so the workers' first
+        units begin on the real work. A second call is a no-op; errors surface in ``results``.
+        """
+        if self._begin is not None:
+            return
+        state: dict = {"started": False, "active": False, "error": None, "warm": []}
+        thread = threading.Thread(
+            target=self._connect_and_warm, args=(state, asdict(config)), daemon=True,
+            name="fairprune-ray-start",
+        )  # fmt: skip
+        self._begin = (thread, state)
+        thread.start()
+
+    def _connect_and_warm(self, state: dict, config: dict) -> None:
+        try:
+            ray = _ray()
+            with _CONNECT:
+                state["started"] = _connect(ray, self.address)
+                _ACTIVE["runs"] += 1
+                state["active"] = True
+            workers, cpus = self._plan_slots()
+            state["slots"] = (workers, cpus)
+            warm = ray.remote(_warm_worker).options(
+                num_cpus=cpus, num_gpus=self.gpus_per_cell, max_retries=0
+            )
+            state["warm"] = [warm.remote(config) for _ in range(workers)]
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller of ``results``
+            state["error"] = exc
+
+    def _started(self, config: SweepConfig) -> dict:
+        """The state of ``start`` once it has finished (started now if it was not)."""
+        self.start(config)
+        thread, state = self._begin
+        thread.join()
+        if state["error"] is not None:
+            self.close()
+            raise state["error"]
+        return state
+
+    def close(self) -> None:
+        """Release this run's hold on Ray, disconnecting if it connected (idempotent)."""
+        begin, self._begin = self._begin, None
+        if begin is None:
+            return
+        thread, state = begin
+        thread.join()
+        with _CONNECT:
+            if state["active"]:
+                _ACTIVE["runs"] -= 1
+                state["active"] = False
+            if state["started"] and self.shutdown and not _ACTIVE["runs"]:
+                _shutdown(_ray())
+
     def results(self, ctx, units, *, should_stop, report, on_unit) -> Iterator[CellResult]:
         """Send the units to Ray (at most ``workers`` at once) and yield cells as they arrive."""
         if not units:
+            self.close()
             return
         ray = _ray()
-        with _CONNECT:
-            started = _connect(ray, self.address)
-            _ACTIVE["runs"] += 1
         in_flight: dict = {}  # generator → unit
         try:
-            workers, cpus = self._plan_slots()
+            state = self._started(ctx.config)
+            workers, cpus = state["slots"]
             self.slots = (workers, cpus)
             remote = ray.remote(_run_task).options(
                 num_cpus=cpus,
@@ -413,7 +544,7 @@ class RayExecutor:
                 num_returns="streaming",
             )
             config = asdict(ctx.config)
-            dense = ray.put(dense_payload(ctx.record))
+            dense = ray.put(dense_payload(ctx.record, ctx.dense_table))
             pending = deque(units)
             where = self.address or LOCAL
             while pending or in_flight:
@@ -437,11 +568,7 @@ class RayExecutor:
         finally:
             for gen in in_flight:
                 ray.cancel(gen)  # an error while recording: no orphan tasks keep the cluster busy
-            with _CONNECT:
-                _ACTIVE["runs"] -= 1
-                if started and self.shutdown and not _ACTIVE["runs"]:
-                    ray.shutdown()
-                    _STARTED.clear()
+            self.close()
 
     def _drain(self, ctx, in_flight: dict, *, timeout: float) -> Iterator[CellResult]:
         """Yield every cell that is ready now (waiting up to ``timeout`` for the first one)."""

@@ -61,7 +61,7 @@ class SweepContext:
     record: ModelRecord  # its manifest
     bundle: DatasetBundle
     split_key: str  # dataset fingerprint + audit split: which rows the predictions are on
-    dense_preds: Predictions  # the dense model on the audit split
+    dense_preds: Predictions | None  # the dense model on the audit split (None on a Ray worker)
     dense_table: pd.DataFrame  # its per-group audit
     _dense_train: torch.Tensor | None = field(default=None, repr=False)
 
@@ -106,7 +106,10 @@ class SweepPlan:
 
 
 def load_context(
-    config: SweepConfig, *, dense: tuple[nn.Module, ModelRecord] | None = None
+    config: SweepConfig,
+    *,
+    dense: tuple[nn.Module, ModelRecord] | None = None,
+    dense_table: pd.DataFrame | None = None,
 ) -> SweepContext:
     """Load the dense model and the dataset of a sweep, and audit the dense model once.
 
@@ -116,6 +119,10 @@ def load_context(
     dense : (nn.Module, ModelRecord), optional
         The dense model already loaded (a Ray worker gets it as bytes from the driver, since
         ``config.dense_model`` is a path on the driver's disk); default: load that path.
+    dense_table : DataFrame, optional
+        The dense model's per-group audit, already made by the driver: a worker then neither
+        predicts nor audits the dense model again (``dense_preds`` stays None: only the driver
+        records the dense cell).
 
     Raises
     ------
@@ -135,9 +142,12 @@ def load_context(
                 )
             )
     split_key = f"{bundle.fingerprint}-{config.eval_split}"
-    preds = predict(
-        dense, bundle.splits[config.eval_split], model_hash=record.sha256, split_key=split_key
-    )
+    preds = None
+    if dense_table is None:
+        preds = predict(
+            dense, bundle.splits[config.eval_split], model_hash=record.sha256, split_key=split_key
+        )
+        dense_table = audit(preds, bundle, n_boot=config.n_boot)
     return SweepContext(
         config=config,
         sweep_id=sweep_id_for(config, record.sha256),
@@ -146,7 +156,7 @@ def load_context(
         bundle=bundle,
         split_key=split_key,
         dense_preds=preds,
-        dense_table=audit(preds, bundle, n_boot=config.n_boot),
+        dense_table=dense_table,
     )
 
 
@@ -427,13 +437,24 @@ def run_sweep(
     stop = should_stop or (lambda: False)
     report = progress or (lambda done, total, info: None)
     executor = executor or SerialExecutor()
-    ctx = load_context(config)
-    plan = plan_sweep(ctx, store, only)
-    record_dense(store, ctx, plan)
+    start, close = getattr(executor, "start", None), getattr(executor, "close", None)
+    validate_sweep(config)
+    if start is not None:
+        start(config)  # e.g. Ray starts its workers while this process loads the dense model
+    try:
+        ctx = load_context(config)
+        plan = plan_sweep(ctx, store, only)
+        record_dense(store, ctx, plan)
+    except BaseException:
+        if close is not None:
+            close()
+        raise
     total = len(plan.cells) + 1  # + the dense baseline
     done = total - len(plan.todo)
     report(done, total, f"{len(plan.todo)} cells to run")
     if not plan.todo:
+        if close is not None:
+            close()  # nothing to run: the executor lets go of what ``start`` took
         return ctx.sweep_id
     recorded: set[str] = set()
     results = executor.results(
@@ -454,9 +475,11 @@ def run_sweep(
             if on_cell is not None:
                 on_cell(result.key)
     finally:
-        close = getattr(results, "close", None)
+        stop_results = getattr(results, "close", None)
+        if stop_results is not None:
+            stop_results()  # an executor's clean-up (cancel outstanding work) runs even on an error
         if close is not None:
-            close()  # an executor's clean-up (cancel outstanding work) runs even on an error
+            close()  # and ``start``'s hold is let go even when ``results`` never began
     return ctx.sweep_id
 
 

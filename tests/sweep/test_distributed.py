@@ -172,6 +172,44 @@ def test_executor_options_are_checked_before_ray_starts(monkeypatch):
     )
 
 
+# ---------------------------------------------------------------- a Ray that fairprune starts
+
+
+def test_a_sweep_that_fails_before_its_first_unit_leaves_no_ray_running(dense, tmp_path):
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    config = _config(dense, levels=(0.5,), dense_model=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(FairpruneError):  # the dense model is read after Ray began to start
+        run_sweep(config, store=ResultsStore(tmp_path / "r.sqlite"), models_dir=tmp_path,
+                  executor=RayExecutor(workers=2))  # fmt: skip
+    assert not ray.is_initialized() and distributed._ACTIVE["runs"] == 0
+
+
+def test_the_dashboard_runs_sweep_after_sweep_on_the_ray_it_started(dense, serial_run, tmp_path):
+    """Each dashboard sweep runs in its own thread; the first one's thread starts the local Ray
+    and ends, and the next sweeps reuse that connection (Ray's driver used to hang there)."""
+    ray = pytest.importorskip("ray")
+    from fairprune.app import jobs
+
+    assert not ray.is_initialized()
+    want = {(r.target_reduction, r.loss): r.sha256
+            for r in list_models(serial_run["models"]) if r.kind == "pruned"}  # fmt: skip
+    try:
+        for level in (0.75, 0.5):
+            job = jobs.start_sweep(
+                _config(dense, levels=(level,)), results_path=tmp_path / "r.sqlite",
+                models_dir=tmp_path / "m", run_on="local", workers=2,
+            )  # fmt: skip
+            job.wait(240)
+            assert job.state == "finished", (level, job.state, job.error)
+            assert ray.is_initialized()  # the dashboard keeps its Ray between sweeps
+    finally:
+        distributed.shutdown()
+    got = {(r.target_reduction, r.loss): r.sha256
+           for r in list_models(tmp_path / "m") if r.kind == "pruned"}  # fmt: skip
+    assert got == want  # both sweeps ran to the end, with the serial run's bytes
+
+
 # ---------------------------------------------------------------- on a local Ray
 
 
