@@ -382,7 +382,9 @@ def _connect(ray, address: str | None) -> bool:
     else:
         try:
             # the cluster runs this driver's fairprune code: same code, same models
-            _init_kept(ray, address=address, runtime_env={"py_modules": [str(_PACKAGE_DIR)]}, **kwargs)
+            _init_kept(
+                ray, address=address, runtime_env={"py_modules": [str(_PACKAGE_DIR)]}, **kwargs
+            )
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
             raise FairpruneError(ERR_CONNECT.format(address=address, reason=reason)) from None
