@@ -1,6 +1,9 @@
 """Shared fixtures: a small but real store (dense model + a 4-cell sweep on SynthDerm)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 
 torch.set_num_threads(2)
+# generated datasets are cached for this session only (every process the tests start inherits
+# it: the CLI, the dashboard's server, Ray workers), never in the user's own cache
+os.environ["FAIRPRUNE_CACHE"] = tempfile.mkdtemp(prefix="fairprune-test-cache-")
+atexit.register(shutil.rmtree, os.environ["FAIRPRUNE_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

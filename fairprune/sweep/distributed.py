@@ -39,6 +39,7 @@ from fairprune.evaluate import Predictions
 from fairprune.nets.checkpoint import _read_safetensors
 from fairprune.nets.manifest import ModelRecord, _parse_manifest
 from fairprune.nets.shapes import _load_state, _rebuild, layer_shapes
+from fairprune.prune.registry import CRITERIA
 from fairprune.sweep.grid import Cell, PruneUnit
 from fairprune.sweep.runner import (
     CellResult,
@@ -271,6 +272,28 @@ def unit_payloads(
     ctx = worker_context(config, dense, sweep_id)
     for result in run_unit(ctx, unit_from_dict(unit)):
         yield cell_payload(ctx, result)
+
+
+def _spread_tail(pending: deque, workers: int) -> None:
+    """At a sweep's end, run each waiting unit's cells as tasks of their own when that is cheap.
+
+    Once fewer units wait than there are workers, a worker would idle while another fine-tunes a
+    whole unit, one loss after another. When the unit's criterion needs no data (magnitude or
+    random criteria: pruning again takes well under a second and, seeded, gives the same model),
+    each of its cells becomes a one-cell unit, so the losses run side by side. Units whose pruning
+    is costly (data-driven criteria) stay whole.
+    """
+    if len(pending) >= workers:
+        return
+    spread = []
+    for unit in pending:
+        spec = CRITERIA.get(unit.criterion)
+        if len(unit.cells) > 1 and spec is not None and not spec.needs_data:
+            spread.extend(replace(unit, cells=(cell,)) for cell in unit.cells)
+        else:
+            spread.append(unit)
+    pending.clear()
+    pending.extend(spread)
 
 
 def _warm_worker(config: dict) -> bool:
@@ -551,6 +574,7 @@ class RayExecutor:
             where = self.address or LOCAL
             while pending or in_flight:
                 while pending and len(in_flight) < workers and not should_stop():
+                    _spread_tail(pending, workers)
                     unit = pending.popleft()
                     args = (config, dense, unit_to_dict(unit), ctx.sweep_id, cpus)
                     gen = remote.remote(self.task, *args)

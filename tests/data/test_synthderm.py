@@ -13,7 +13,8 @@ from fairprune.data.base import summarize
 SMALL = {"n_train": 80, "n_val": 30, "n_test": 60, "image_size": 16}
 
 
-def test_same_seed_same_bytes_other_seed_differs():
+def test_same_seed_same_bytes_other_seed_differs(monkeypatch):
+    monkeypatch.setenv("FAIRPRUNE_CACHE", "off")  # the generator itself, not its cache
     a = synthderm.load_synthderm(seed=0, **SMALL)
     b = synthderm.load_synthderm(seed=0, **SMALL)
     c = synthderm.load_synthderm(seed=1, **SMALL)
@@ -93,3 +94,35 @@ def test_registry_caches_and_batches_cover_every_row():
     assert sorted(rows) == list(range(30))
     table = summarize(a)
     assert table.groupby("split")["n"].sum().to_dict() == {"test": 60, "train": 80, "val": 30}
+
+
+def _same_splits(a, b) -> None:
+    assert a.fingerprint == b.fingerprint
+    for name in ("train", "val", "test"):
+        sa, sb = a.splits[name], b.splits[name]
+        assert torch.equal(sa.images, sb.images) and sa.images.dtype == torch.uint8
+        np.testing.assert_array_equal(sa.labels, sb.labels)
+        np.testing.assert_array_equal(sa.groups, sb.groups)
+        assert sa.ids == sb.ids
+
+
+def test_the_disk_cache_gives_the_generated_bytes_and_survives_damage(tmp_path, monkeypatch):
+    opts = {"limit": 120, "test_limit": 90, "n_val": 30}
+    monkeypatch.setenv("FAIRPRUNE_CACHE", "off")
+    fresh = synthderm.load_synthderm(**opts)
+    assert synthderm.cache_dir() is None
+
+    monkeypatch.setenv("FAIRPRUNE_CACHE", str(tmp_path))
+    first = synthderm.load_synthderm(**opts)  # generated, then written
+    (cached,) = tmp_path.glob("synthderm-*.safetensors")
+    _same_splits(fresh, first)
+    _same_splits(fresh, synthderm.load_synthderm(**opts))  # read back from the cache
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
+
+    cached.write_bytes(cached.read_bytes()[:-100])  # truncated: regenerated, never trusted
+    _same_splits(fresh, synthderm.load_synthderm(**opts))
+    cached.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")  # foreign: regenerated
+    _same_splits(fresh, synthderm.load_synthderm(**opts))
+    other = synthderm.load_synthderm(**{**opts, "seed": 1})  # other options: another file
+    assert len(list(tmp_path.glob("synthderm-*.safetensors"))) == 2
+    assert not torch.equal(other.splits["test"].images, fresh.splits["test"].images)

@@ -7,6 +7,7 @@ payload tests before them need no Ray at all.
 import functools
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -172,13 +173,36 @@ def test_executor_options_are_checked_before_ray_starts(monkeypatch):
     )
 
 
+def test_the_tail_of_a_sweep_is_spread_cell_by_cell_only_when_pruning_is_cheap():
+    from collections import deque
+
+    from fairprune.sweep.grid import Cell, PruneUnit
+
+    def unit(criterion, level):
+        cells = tuple(Cell(criterion, loss, level, 0) for loss in ("ce", "pw"))
+        return PruneUnit(criterion, level, 0, cells)
+
+    grid = [unit("l1", 0.5), unit("taylor", 0.5), unit("l1", 0.9)]
+    pending = deque(grid)
+    distributed._spread_tail(pending, workers=2)  # 3 units for 2 workers: left whole
+    assert list(pending) == grid
+    pending = deque(grid[1:])
+    distributed._spread_tail(pending, workers=3)  # the tail: l1 re-prunes for free, Taylor not
+    assert [(u.criterion, u.target_reduction, [c.loss for c in u.cells]) for u in pending] == [
+        ("taylor", 0.5, ["ce", "pw"]),
+        ("l1", 0.9, ["ce"]),
+        ("l1", 0.9, ["pw"]),
+    ]
+    assert [c for u in pending for c in u.cells] == [c for u in grid[1:] for c in u.cells]
+
+
 # ---------------------------------------------------------------- a Ray that fairprune starts
 
 
 def test_a_sweep_that_fails_before_its_first_unit_leaves_no_ray_running(dense, tmp_path):
     ray = pytest.importorskip("ray")
     assert not ray.is_initialized()
-    config = _config(dense, levels=(0.5,), dense_model=str(tmp_path / "missing.safetensors"))
+    config = replace(_config(dense, levels=(0.5,)), dense_model=str(tmp_path / "gone.safetensors"))
     with pytest.raises(FairpruneError):  # the dense model is read after Ray began to start
         run_sweep(config, store=ResultsStore(tmp_path / "r.sqlite"), models_dir=tmp_path,
                   executor=RayExecutor(workers=2))  # fmt: skip
