@@ -33,7 +33,11 @@ chosen = st.multiselect("Models", dense_first, default=dense_first[:2], key="aud
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 metric = c1.selectbox("Metric", list(METRICS), format_func=METRICS.get, key="audit_metric")
 intersectional = c2.toggle(f"{bundle.group_attribute} × label", key="audit_intersectional")
-n_boot = c3.select_slider("Bootstrap resamples", [0, 100, 200, 500], value=200, key="audit_nboot")
+# start from the resamples the chosen models' sweep stored its tables with: no bootstrap to redo
+stored_boot = next((b for b in (ui.stored_n_boot(by_name[n], bundle) for n in chosen) if b), None)
+boot_options = sorted({0, 50, 100, 200, 500, stored_boot or 200})
+n_boot = c3.select_slider("Bootstrap resamples", boot_options, value=stored_boot or 200,
+                          key="audit_nboot")  # fmt: skip
 show_latency = c4.toggle("Latency: torch and onnxruntime", key="audit_latency",
                          help="CPU milliseconds per image of each model on each runtime "
                          "(the PyTorch model is exported to ONNX and verified first)")  # fmt: skip

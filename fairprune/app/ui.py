@@ -278,6 +278,27 @@ def _stored(path: str, version: str, sha256: str, split_key: str, n_boot: int | 
     return store.predictions([key])[key], table
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
+def _stored_n_boot(path: str, version: str, sha256: str, split_key: str) -> int | None:
+    from fairprune.sweep.results import ResultsStore
+
+    store = ResultsStore(path)
+    key = store.cell_of_model(sha256, split_key)
+    if key is None:
+        return None
+    n_boot = store.cell_config(key).get("sweep", {}).get("n_boot")
+    return int(n_boot) if isinstance(n_boot, int) and not isinstance(n_boot, bool) else None
+
+
+def stored_n_boot(record, bundle) -> int | None:
+    """How many bootstrap resamples the sweep that made this model used for its stored per-group
+    table (None: not a stored cell). The Audit page starts from it, so it reads that table
+    instead of running the bootstrap again."""
+    return _stored_n_boot(
+        str(results_path()), store_version(), record.sha256, f"{bundle.fingerprint}-test"
+    )
+
+
 def stored_predictions(sha256: str, split_key: str):
     """The per-sample predictions a sweep stored for this model on ``split_key``, or None."""
     found = _stored(str(results_path()), store_version(), sha256, split_key, None)
