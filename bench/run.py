@@ -31,7 +31,9 @@ Each ratio is measured in one run, the two sides interleaved and repeated, media
   run serially in this process, Ray start-up and shut-down included, both from empty stores in
   this one run. Target ≤ 0.8 on 2 cores. ``--only ray`` runs just this; ``--only core`` skips it.
 - page_first_chart_s: seconds from navigation to the first chart per dashboard page, as measured by
-  the browser test (tests/test_browser.py writes artifacts/page_timings.json), when present.
+  the browser test (tests/app/test_browser.py writes artifacts/page_timings.json), when present:
+  on Playwright's clock (goto until its polling sees the chart) and on the browser's own clock
+  (``drawn_in_browser``: from the navigation's start to the animation frame that draws the chart).
 """
 
 from __future__ import annotations
@@ -161,12 +163,16 @@ def ray_over_serial(bundle, dense, workers: int = 2) -> dict:
 def _page_lines(timings: dict) -> list[str]:
     if not any(isinstance(v, dict) for v in timings.values()):  # the old flat format
         timings = {"warm": timings}
+    drawn = timings.get("drawn_in_browser", {})
     lines = []
     for phase, target in (("warm", 1.0), ("during_sweep", 2.0), ("after_sweep", 2.0)):
         for page, secs in timings.get(phase, {}).items():
-            mark = "ok" if secs <= target else "over"
-            lines.append(f"first chart, {phase:<12} {page:<22} {secs:5.2f} s "
-                         f"(target ≤ {target:g} s: {mark})")  # fmt: skip
+            line = (f"first chart, {phase:<12} {page:<22} Playwright {secs:5.2f} s "
+                    f"({'ok' if secs <= target else 'over'})")  # fmt: skip
+            own = drawn.get(phase, {}).get(page)
+            if own is not None:
+                line += f", drawn in the browser {own:5.2f} s ({'ok' if own <= target else 'over'})"
+            lines.append(f"{line}; target ≤ {target:g} s")
     return lines
 
 
