@@ -28,7 +28,9 @@ def _qp_list(key: str, default: list, cast=str) -> list:
         return default
 
 
-with st.expander("New sweep", expanded=not dense_models or ui.sweeps_table().empty):
+# the form is drawn only when open: on a visit to look at results, the charts come first
+if st.toggle("New sweep", value=not dense_models or ui.sweeps_table().empty, key="sweep_new",
+             help="Open the form to run a new sweep (or resume one)."):  # fmt: skip
     if not dense_models:
         st.info(f"No dense model for {bundle.title} yet: train one (`python -m fairprune train`) "
                 "or run the demo from the Overview page.")  # fmt: skip

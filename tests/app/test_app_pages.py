@@ -214,6 +214,9 @@ def test_sweep_page_runs_a_sweep_in_the_background(private_store):
     # the fixture's small SynthDerm, so the sweep stays seconds long
     tiny = ("synthderm", None, None, {"limit": 600, "test_limit": 300})
     at = _run("pages/4_Sparsity_sweep.py", fp_dataset_choice=tiny)
+    assert at.toggle(key="sweep_new").value is False  # sweeps in the store: results first
+    assert not [w for w in at.multiselect if w.key == "sweep_losses"]  # the form is not drawn
+    at.toggle(key="sweep_new").set_value(True).run()
     at.multiselect(key="sweep_losses").set_value(["pw_soft"])
     at.multiselect(key="sweep_levels").set_value([0.75])
     at.number_input(key="sweep_epochs").set_value(1)

@@ -160,13 +160,25 @@ def _first_chart(page, server: str, path: str, selector: str) -> tuple[float, fl
     return wall, round(drawn, 2)
 
 
+def _settle(page) -> None:
+    """Let the page finish its requests before it is checked and photographed. A page may never
+    go network-idle while another session's sweep is landing cells (its store watcher reruns it),
+    so after 10 s it is checked as it is."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_load_state("networkidle", timeout=10_000)
+    except PlaywrightTimeout:
+        pass
+
+
 def _visit_all(page, server: str, shots: str = "", drawn: dict | None = None) -> dict:
     timings = {}
     for name, path, selector in PAGES:
         timings[name], in_browser = _first_chart(page, server, path, selector)
         if drawn is not None:
             drawn[name] = in_browser
-        page.wait_for_load_state("networkidle")
+        _settle(page)
         _no_exception(page)
         if selector == ".js-plotly-plot":
             assert max(_plot_traces(page)) > 0, name
