@@ -173,6 +173,10 @@ def _page_lines(timings: dict) -> list[str]:
             if own is not None:
                 line += f", drawn in the browser {own:5.2f} s ({'ok' if own <= target else 'over'})"
             lines.append(f"{line}; target ≤ {target:g} s")
+    for who, secs in timings.get("cold_browser", {}).items():
+        lines.append(f"first page in a browser with an empty cache (session {who}): Playwright "
+                     f"{secs['playwright']:.2f} s, drawn in the browser "
+                     f"{secs['drawn_in_browser']:.2f} s (Streamlit's front end downloaded)")  # fmt: skip
     return lines
 
 

@@ -224,6 +224,12 @@ def test_four_sessions_at_once_one_running_a_sweep(server, store_env):
             a.goto(f"{server}/{path}")
             a.wait_for_selector(selector, timeout=180_000)
         phase("warmed")
+        # B's and D's very first page: a browser with an empty cache downloads and compiles
+        # Streamlit's front end and plotly.js first (reported on its own, not as a page's time)
+        timings["cold_browser"] = {}
+        for who, page in (("B", b), ("D", d)):
+            wall, own = _first_chart(page, server, "", ".js-plotly-plot")
+            timings["cold_browser"][who] = {"playwright": wall, "drawn_in_browser": own}
         timings["warm"] = _visit_all(a, server, shots="page-", drawn=drawn.setdefault("warm", {}))
         phase("warm visits")
 
