@@ -264,22 +264,9 @@ def _predictions(path: str, sha256: str, name: str, root, csv, options_json: str
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _stored(path: str, version: str, sha256: str, split_key: str, n_boot: int | None):
-    """(StoredPredictions, per-group table or None) of the model's newest stored cell, or None."""
-    from fairprune.sweep.results import ResultsStore
-
-    store = ResultsStore(path)
-    key = store.cell_of_model(sha256, split_key)
-    if key is None:
-        return None
-    table = None
-    if n_boot is not None and store.cell_config(key).get("sweep", {}).get("n_boot") == n_boot:
-        table = store.cell_groups(key)  # the sweep's own audit, intervals included
-    return store.predictions([key])[key], table
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _stored_n_boot(path: str, version: str, sha256: str, split_key: str) -> int | None:
+def _stored_cell(path: str, version: str, sha256: str, split_key: str):
+    """(cell key, the bootstrap resamples its sweep used) of the model's newest stored cell on
+    ``split_key``, or None when the model is not a stored cell there."""
     from fairprune.sweep.results import ResultsStore
 
     store = ResultsStore(path)
@@ -287,16 +274,33 @@ def _stored_n_boot(path: str, version: str, sha256: str, split_key: str) -> int 
     if key is None:
         return None
     n_boot = store.cell_config(key).get("sweep", {}).get("n_boot")
-    return int(n_boot) if isinstance(n_boot, int) and not isinstance(n_boot, bool) else None
+    return key, (int(n_boot) if isinstance(n_boot, int) and not isinstance(n_boot, bool) else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _stored(path: str, version: str, sha256: str, split_key: str, n_boot: int | None):
+    """(StoredPredictions, per-group table or None) of the model's newest stored cell, or None."""
+    from fairprune.sweep.results import ResultsStore
+
+    found = _stored_cell(path, version, sha256, split_key)
+    if found is None:
+        return None
+    key, stored_boot = found
+    store = ResultsStore(path)
+    table = None
+    if n_boot is not None and stored_boot == n_boot:
+        table = store.cell_groups(key)  # the sweep's own audit, intervals included
+    return store.predictions([key])[key], table
 
 
 def stored_n_boot(record, bundle) -> int | None:
     """How many bootstrap resamples the sweep that made this model used for its stored per-group
     table (None: not a stored cell). The Audit page starts from it, so it reads that table
     instead of running the bootstrap again."""
-    return _stored_n_boot(
+    found = _stored_cell(
         str(results_path()), store_version(), record.sha256, f"{bundle.fingerprint}-test"
     )
+    return None if found is None else found[1]
 
 
 def stored_predictions(sha256: str, split_key: str):

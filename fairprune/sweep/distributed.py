@@ -33,7 +33,6 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from fairprune.config import SweepConfig, config_from_dict
-from fairprune.data import load_dataset
 from fairprune.errors import FairpruneError
 from fairprune.evaluate import Predictions
 from fairprune.nets.checkpoint import _read_safetensors
@@ -48,6 +47,7 @@ from fairprune.sweep.runner import (
     load_context,
     run_sweep,
     run_unit,
+    sweep_dataset,
 )
 from fairprune.utils import environment, sha256_bytes
 
@@ -302,8 +302,7 @@ def _warm_worker(config: dict) -> bool:
     Never raises: a bad dataset is reported by the unit that needs it, with its own message.
     """
     try:
-        cfg = config_from_dict(SweepConfig, config)
-        load_dataset(cfg.dataset, cfg.data_root, csv=cfg.csv, **dict(cfg.dataset_options))
+        sweep_dataset(config_from_dict(SweepConfig, config))
     except Exception:  # noqa: BLE001 - see above
         return False
     return True

@@ -105,6 +105,13 @@ class SweepPlan:
         return prune_units(self.todo)
 
 
+def sweep_dataset(config: SweepConfig) -> DatasetBundle:
+    """The sweep's dataset (``load_dataset`` keeps it cached in this process)."""
+    return load_dataset(
+        config.dataset, config.data_root, csv=config.csv, **dict(config.dataset_options)
+    )
+
+
 def load_context(
     config: SweepConfig,
     *,
@@ -131,9 +138,7 @@ def load_context(
     """
     validate_sweep(config)
     dense, record = dense if dense is not None else load_model(config.dense_model)
-    bundle = load_dataset(
-        config.dataset, config.data_root, csv=config.csv, **dict(config.dataset_options)
-    )
+    bundle = sweep_dataset(config)
     for split in ("train", config.eval_split):
         if split not in bundle.splits:
             raise FairpruneError(
