@@ -16,16 +16,17 @@ Each ratio is measured in one run, the two sides interleaved and repeated, media
 - speedup_75[RUNTIME][threads][batch]: the same ratio on every deployment runtime
   (``fairprune.nets.deploy``: eager torch; torch with batch norm folded and channels-last;
   onnxruntime with all graph optimisations, and with every fusion but without the blocked NCHWc
-  layout ("extended")), at 1 and 2 intra-op threads, the
-  dense and pruned models measured interleaved in one table (``evaluate.latency_table``).
+  layout ("extended")), at 1 and 2 intra-op threads, the dense and pruned models of one runtime
+  measured interleaved in one table (``evaluate.latency_table``), one runtime at a time.
   ``deploy_speedup_64`` is the fastest dense runtime ÷ the fastest pruned runtime at batch 64
   per thread count (each model served by the runtime that suits it best; a same-runtime ratio
   can exceed the ideal when the runtime serves the dense model badly, e.g. eager torch at 2
   threads), ``best_fraction_of_ideal_64`` its best ÷ the ideal (target ≥ 0.75), and
-  ``ms_per_image`` gives the absolute latencies behind every ratio. ``speedup_75_round8`` and
-  ``best_fraction_of_ideal_64_round8``: the same for the model pruned to the same target with
-  channel counts kept at multiples of 8 (``--round-to 8``), whose kernels vectorise fully; its
-  ideal is taken from its own FLOPs reduction. ``--only speed`` runs just (c) and (d).
+  ``ms_per_image`` gives the absolute latencies behind every ratio. ``speedup_75_roundN`` and
+  ``best_fraction_of_ideal_64_roundN`` (N = 8, 16): the same for the model pruned to the same
+  target with channel counts kept at multiples of N (``--round-to N``; 16 floats fill an AVX-512
+  register, 8 an AVX2 one); each ideal is taken from that model's own FLOPs reduction.
+  ``--only speed`` runs just (c) and (d).
 - ray_sweep_over_serial: wall time of an 8-cell demo-like sweep (SynthDerm, demo CNN, L1 × {CE, PW}
   × the demo's levels, the demo's fine-tuning) run on a local Ray with 2 workers ÷ the same sweep
   run serially in this process, Ray start-up and shut-down included, both from empty stores in
@@ -92,32 +93,30 @@ RUNTIME_VARIANTS = (  # (name, deploy runtime, onnxruntime optimisation level)
 
 def runtime_speedups(dense, pruned: dict, input_size: int, args) -> tuple[dict, dict]:
     """Dense ÷ pruned latency per pruned variant, runtime and thread count, and the milliseconds
-    behind them: ``ratios[variant][clock][runtime][threads][batch]``. Every model of one thread
-    count is measured in one interleaved table."""
+    behind them: ``ratios[variant][clock][runtime][threads][batch]``. The models of one runtime
+    and thread count are measured interleaved in one table; runtimes are measured one after the
+    other, so one runtime's thread pool never competes with another's for the cores."""
     ratios: dict = {}
     ms: dict = {}
     models = {"dense": dense, **pruned}
     for threads in args.threads:
-        runners = {}
         for name, runtime, level in RUNTIME_VARIANTS:
+            runners = {}
             for label, model in models.items():
                 if runtime == ONNXRUNTIME:
-                    runners[(name, label)] = onnxruntime_of(
+                    runners[label] = onnxruntime_of(
                         model, input_size, threads=threads, optimization=level
                     )
                 else:
-                    runners[(name, label)] = runtimes(model, input_size, threads=threads)[runtime]
-        table = latency_table(
-            {f"{n}|{lab}": m for (n, lab), m in runners.items()}, input_size,
-            batch_sizes=(1, 64), rounds=max(args.repeats, 7), min_images=128, threads=threads,
-        )  # fmt: skip
-        for clock, column in (("wall", "ms_per_image"), ("cpu", "cpu_ms_per_image")):
-            med = {(r.runtime, r.batch): getattr(r, column) for r in table.itertuples()}
-            for name, _runtime, _level in RUNTIME_VARIANTS:
-                per = {
-                    lab: {str(b): round(med[(f"{name}|{lab}", b)], 4) for b in (1, 64)}
-                    for lab in models
-                }
+                    runners[label] = runtimes(model, input_size, threads=threads)[runtime]
+            table = latency_table(
+                runners, input_size, batch_sizes=(1, 64), rounds=max(args.repeats, 7),
+                min_images=128, threads=threads,
+            )  # fmt: skip
+            del runners  # onnxruntime sessions and their thread pools go before the next runtime
+            for clock, column in (("wall", "ms_per_image"), ("cpu", "cpu_ms_per_image")):
+                med = {(r.runtime, r.batch): getattr(r, column) for r in table.itertuples()}
+                per = {lab: {str(b): round(med[(lab, b)], 4) for b in (1, 64)} for lab in models}
                 ms.setdefault(clock, {}).setdefault(name, {})[str(threads)] = per
                 for lab in pruned:
                     ratios.setdefault(lab, {}).setdefault(clock, {}).setdefault(name, {})[
@@ -165,14 +164,27 @@ def _page_lines(timings: dict) -> list[str]:
         timings = {"warm": timings}
     drawn = timings.get("drawn_in_browser", {})
     lines = []
-    for phase, target in (("warm", 1.0), ("during_sweep", 2.0), ("after_sweep", 2.0)):
+    phases = (("warm", 1.0), ("during_sweep", 2.0), ("after_sweep", 2.0))
+    for phase, target in (*phases, *((f"switch_{p}", t) for p, t in phases)):
+        how = "sidebar switch" if phase.startswith("switch_") else "new tab"
         for page, secs in timings.get(phase, {}).items():
-            line = (f"first chart, {phase:<12} {page:<22} Playwright {secs:5.2f} s "
-                    f"({'ok' if secs <= target else 'over'})")  # fmt: skip
+            line = (f"first chart, {how:<14} {phase.removeprefix('switch_'):<12} {page:<20} "
+                    f"Playwright {secs:5.2f} s ({'ok' if secs <= target else 'over'})")  # fmt: skip
             own = drawn.get(phase, {}).get(page)
             if own is not None:
                 line += f", drawn in the browser {own:5.2f} s ({'ok' if own <= target else 'over'})"
             lines.append(f"{line}; target ≤ {target:g} s")
+    floor = timings.get("floor")
+    if floor:
+        lines.append(
+            "the floor, a one-chart Streamlit page in a new tab (tests/app/one_chart_app.py): "
+            f"Playwright {statistics.median(floor['playwright']):.2f} s, drawn in the browser "
+            f"{statistics.median(floor['drawn_in_browser']):.2f} s (medians of "
+            f"{len(floor['playwright'])})"
+        )
+    if "sweep_still_running_after_switches" in timings:
+        lines.append("the sweep was still running when the page switches during it ended: "
+                     f"{timings['sweep_still_running_after_switches']}")  # fmt: skip
     for who, secs in timings.get("cold_browser", {}).items():
         lines.append(f"first page in a browser with an empty cache (session {who}): Playwright "
                      f"{secs['playwright']:.2f} s, drawn in the browser "
@@ -200,11 +212,16 @@ def main() -> int:
     pruned = prune_model(
         dense, PruneConfig(criterion="l1", target_reduction=0.75), input_size=bundle.input_size
     )
-    # the same target with channel counts kept at multiples of 8 (`--round-to 8`)
-    pruned8 = prune_model(
-        dense, PruneConfig(criterion="l1", target_reduction=0.75, round_to=8),
-        input_size=bundle.input_size,
-    )  # fmt: skip
+    # the same target with channel counts kept at multiples of 8 and of 16 (`--round-to N`):
+    # 16 floats fill an AVX-512 register, 8 an AVX2 one
+    aligned = {
+        n: prune_model(
+            dense,
+            PruneConfig(criterion="l1", target_reduction=0.75, round_to=n),
+            input_size=bundle.input_size,
+        )
+        for n in ROUND_TO
+    }
     if args.only == "ray":
         result = ray_over_serial(bundle, dense)
         print(json.dumps(result) if args.json else _ray_line(result))
@@ -253,12 +270,10 @@ def main() -> int:
     ideal = 1 / (1 - pruned.flops_reduction)
 
     # (d) the same on every deployment runtime and thread count, dense and pruned interleaved
-    variants = {"pruned": pruned, "pruned_round8": pruned8}
+    variants = {"pruned": pruned, **{f"pruned_round{n}": aligned[n] for n in ROUND_TO}}
     ratios, ms = runtime_speedups(
         dense, {k: v.model for k, v in variants.items()}, bundle.input_size, args
     )
-    by_runtime, by_runtime8 = ratios["pruned"], ratios["pruned_round8"]
-    ideal8 = 1 / (1 - pruned8.flops_reduction)
 
     def deploy_speedup(label: str) -> dict:
         """Per clock and thread count: the fastest dense runtime ÷ the fastest pruned runtime
@@ -273,11 +288,17 @@ def main() -> int:
                 out.setdefault(clock, {})[threads] = round(d / p, 3)
         return out
 
-    deploy, deploy8 = deploy_speedup("pruned"), deploy_speedup("pruned_round8")
+    deploy = {label: deploy_speedup(label) for label in variants}
 
     def best_fraction(speedups: dict, ideal_x: float) -> dict:
         return {clock: round(max(v.values()) / ideal_x, 3) for clock, v in speedups.items()}
 
+    aligned_entries: dict = {}
+    for n in ROUND_TO:
+        label = f"pruned_round{n}"
+        aligned_entries.update(
+            _aligned_entries(n, aligned[n], ratios[label], deploy[label], best_fraction)
+        )
     result = {
         "pw_over_ce_epoch": pw_over_ce and round(pw_over_ce, 4),
         "eval_over_bare_forward": eval_over_bare and round(eval_over_bare, 4),
@@ -285,17 +306,10 @@ def main() -> int:
         "pruned_speedup_75_batch1": round(speed[1], 3),
         "pruned_flops_reduction": round(pruned.flops_reduction, 4),
         "ideal_speedup_75": round(ideal, 3),
-        "speedup_75": by_runtime,
-        "deploy_speedup_64": deploy,
-        "best_fraction_of_ideal_64": best_fraction(deploy, ideal),
-        "round8_flops_reduction": round(pruned8.flops_reduction, 4),
-        "round8_channels": [
-            m.out_channels for m in pruned8.model.modules() if isinstance(m, torch.nn.Conv2d)
-        ],
-        "ideal_speedup_75_round8": round(ideal8, 3),
-        "speedup_75_round8": by_runtime8,
-        "deploy_speedup_64_round8": deploy8,
-        "best_fraction_of_ideal_64_round8": best_fraction(deploy8, ideal8),
+        "speedup_75": ratios["pruned"],
+        "deploy_speedup_64": deploy["pruned"],
+        "best_fraction_of_ideal_64": best_fraction(deploy["pruned"], ideal),
+        **aligned_entries,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "ms_per_image": ms,
         "torch_threads": torch.get_num_threads(),
@@ -305,6 +319,9 @@ def main() -> int:
     timings = ROOT / "artifacts" / "page_timings.json"
     if timings.exists():
         result["page_first_chart_s"] = json.loads(timings.read_text())
+        floor = ROOT / "artifacts" / "floor_timing.json"
+        if floor.exists():
+            result["page_first_chart_s"]["floor"] = json.loads(floor.read_text())
     if args.json:
         print(json.dumps(result))
     else:
@@ -326,22 +343,43 @@ def main() -> int:
             f"the same on each runtime, dense ÷ pruned (ideal {ideal:.2f}×), wall clock | CPU "
             f"time (load average {result['load_average_1min']:.1f} on {os.cpu_count()} cores):"
         )
-        _print_runtimes(by_runtime, ms)
-        _print_deploy("fastest dense runtime ÷ fastest pruned runtime", deploy,
+        _print_runtimes(ratios["pruned"], ms)
+        _print_deploy("fastest dense runtime ÷ fastest pruned runtime", deploy["pruned"],
                       result["best_fraction_of_ideal_64"])  # fmt: skip
-        print(
-            f"with channels rounded to multiples of 8 (--round-to 8; "
-            f"{result['round8_flops_reduction']:.1%} FLOPs reduction, ideal {ideal8:.2f}×, "
-            f"channels {result['round8_channels']}):"
-        )
-        _print_runtimes(by_runtime8)
-        _print_deploy("rounded to 8, fastest dense ÷ fastest pruned", deploy8,
-                      result["best_fraction_of_ideal_64_round8"])  # fmt: skip
+        for n in ROUND_TO:
+            print(
+                f"with channels rounded to multiples of {n} (--round-to {n}; "
+                f"{result[f'round{n}_flops_reduction']:.1%} FLOPs reduction, ideal "
+                f"{result[f'ideal_speedup_75_round{n}']:.2f}×, channels "
+                f"{result[f'round{n}_channels']}):"
+            )
+            _print_runtimes(ratios[f"pruned_round{n}"])
+            _print_deploy(f"rounded to {n}, fastest dense ÷ fastest pruned",
+                          deploy[f"pruned_round{n}"],
+                          result[f"best_fraction_of_ideal_64_round{n}"])  # fmt: skip
         if "ray_sweep_over_serial" in result:
             print(_ray_line(result))
         for line in _page_lines(result.get("page_first_chart_s", {})):
             print(line)
     return 0
+
+
+ROUND_TO = (8, 16)  # channel multiples compared with the plain pruned model
+
+
+def _aligned_entries(n: int, result, ratios: dict, deploy: dict, best_fraction) -> dict:
+    """The JSON entries of the model pruned with ``round_to=n``."""
+    ideal_n = 1 / (1 - result.flops_reduction)
+    return {
+        f"round{n}_flops_reduction": round(result.flops_reduction, 4),
+        f"round{n}_channels": [
+            m.out_channels for m in result.model.modules() if isinstance(m, torch.nn.Conv2d)
+        ],
+        f"ideal_speedup_75_round{n}": round(ideal_n, 3),
+        f"speedup_75_round{n}": ratios,
+        f"deploy_speedup_64_round{n}": deploy,
+        f"best_fraction_of_ideal_64_round{n}": best_fraction(deploy, ideal_n),
+    }
 
 
 def _print_runtimes(ratios: dict, ms: dict | None = None) -> None:

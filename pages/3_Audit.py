@@ -106,9 +106,7 @@ if len(tables) >= 2:
                  column_config={c: st.column_config.NumberColumn(c, format="%.1f")
                                 for c in cmp.columns if c not in ("group", "n")})  # fmt: skip
     with ui.guard():
-        paired, gap, word = views.paired_comparison(
-            ui.predictions(by_name[first]), ui.predictions(by_name[second]), bundle.group_names
-        )
+        paired, gap, word = ui.paired(by_name[first], by_name[second], bundle)
     st.markdown("**Accuracy, paired** (both models on the same test images; 95% bootstrap "
                 "intervals; \"cannot tell\" unless the interval excludes 0)")  # fmt: skip
     if gap is not None:

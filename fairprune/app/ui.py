@@ -425,6 +425,21 @@ def latency(record, input_size: int | None = None) -> pd.DataFrame:
     return out
 
 
+@st.cache_data(show_spinner="Computing paired intervals…", max_entries=64)
+def _paired(sha_a: str, sha_b: str, fingerprint: str, _preds_a, _preds_b, _group_names):
+    from fairprune.app.views import paired_comparison
+
+    return paired_comparison(_preds_a, _preds_b, _group_names)
+
+
+def paired(record_a, record_b, bundle):
+    """:func:`fairprune.app.views.paired_comparison` of two models on the current dataset's test
+    split, cached per (model, model, dataset): a model's file is named by its content hash, so
+    the same pair on the same rows always gives the same intervals."""
+    return _paired(record_a.sha256, record_b.sha256, bundle.fingerprint,
+                   predictions(record_a), predictions(record_b), bundle.group_names)  # fmt: skip
+
+
 @st.cache_data(show_spinner="Computing paired intervals…", max_entries=16)
 def _findings(path: str, version: str, sweep_id: str | None):
     from fairprune.sweep.findings import findings_frame, level_findings, summary_of

@@ -118,6 +118,10 @@ def _ort_session(model: bytes | str, threads: int | None, optimization: str = "a
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3  # errors only: the library never prints
+    # idle intra-op threads sleep instead of spinning: a spinning pool steals the cores from
+    # whatever runs next in this process (another session, torch, a dashboard page), which made
+    # side-by-side latencies wrong by up to 3× at 2 threads on 2 cores
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
 

@@ -30,10 +30,17 @@ ERR_TARGET_RANGE = "the FLOPs-reduction target must be in (0, 1), got {target}; 
 
 
 ERR_UNREACHABLE = (
-    "a {target:.2%} FLOPs reduction is out of reach for this model: at most {best:.2%} keeps a "
-    "channel in every layer with at most {cap:.0%} of each layer's channels removed; choose a "
-    "lower target or raise max_layer_ratio."
+    "a {target:.2%} FLOPs reduction is out of reach for this model: at most {best:.2%} keeps "
+    "{keep} in every layer with at most {cap:.0%} of each layer's channels removed; choose a "
+    "lower target or raise max_layer_ratio{or_round}."
 )
+
+
+def unreachable(target: float, best: float, cap: float, round_to: int = 1) -> str:
+    """The one-line error for a FLOPs target beyond what the layer limits allow."""
+    keep = "a channel" if round_to <= 1 else f"{round_to} channels (round_to)"
+    or_round = "" if round_to <= 1 else " or lower round_to"
+    return ERR_UNREACHABLE.format(target=target, best=best, keep=keep, cap=cap, or_round=or_round)
 
 
 ERR_TOLERANCE = (
@@ -165,10 +172,13 @@ def prune_model(
     hi = min(config.max_layer_ratio, 1.0 - r / max(min(widths), 1) - 1e-6) if widths else 0.0
     best_red, best_model = reduction_at(hi)
     best_ratio = hi
+    if best_red < target - config.tolerance and r > 1:
+        # a uniform ratio stops where the narrowest layer keeps one block of round_to channels;
+        # the wider layers can still give whole blocks, one group at a time
+        best_red, best_model = _refine_aligned(best_model, spec, config, input_size, macs0, calib)
+        best_ratio = None
     if best_red < target - config.tolerance:
-        raise FairpruneError(
-            ERR_UNREACHABLE.format(target=target, best=best_red, cap=config.max_layer_ratio)
-        )
+        raise FairpruneError(unreachable(target, best_red, config.max_layer_ratio, r))
     lo = 0.0
     below = (0.0, base)  # the closest model short of the target
     steps = 24
@@ -195,12 +205,80 @@ def prune_model(
         red, pruned = _refine_globally(below[1], spec, config, input_size, macs0, calib)
         if abs(red - target) < abs(best_red - target):
             best_red, best_model, best_ratio = red, pruned, None
+    if abs(best_red - target) > config.tolerance and r > 1:
+        # whole blocks of round_to channels from a global ranking jump too far: one group's
+        # block at a time from the closest uniform model below the target
+        red, pruned = _refine_aligned(below[1], spec, config, input_size, macs0, calib)
+        if abs(red - target) < abs(best_red - target):
+            best_red, best_model, best_ratio = red, pruned, None
     if abs(best_red - target) > config.tolerance:
         raise FairpruneError(
             ERR_TOLERANCE.format(target=target, tol=config.tolerance * 100, best=best_red)
         )
     macs1, params1 = count_macs_params(best_model, input_size)
     return PruneResult(best_model.eval(), macs0, macs1, params0, params1, best_red, best_ratio)
+
+
+def _refine_aligned(start, spec, config, input_size, macs0, calib):
+    """Remove ``round_to`` channels at a time from one dependency group until the FLOPs target is
+    reached: each step takes the block of least important channels (the criterion's scores,
+    normalised within each group) from the group where it costs the least importance per MAC
+    saved, among the steps that do not overshoot the target by more than the tolerance (the
+    closest step when every one does). Channel counts stay multiples of ``round_to``, and no
+    layer keeps fewer than one block or loses more than ``max_layer_ratio`` of its channels.
+
+    Returns
+    -------
+    (float, nn.Module)
+        The FLOPs reduction reached and the model (a copy of ``start``).
+    """
+    model = copy.deepcopy(start).eval()
+    if spec.needs_data:
+        accumulate_gradients(
+            model,
+            calib,
+            _task_loss(config.criterion.startswith("pw_"), config),
+            pick_device(config.device),
+        )
+    r, target, tol = int(config.round_to), config.target_reduction, config.tolerance
+    head = head_of(model)
+    widths = {m: m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)}
+    torch.manual_seed(config.seed)  # random importance
+    importance = spec.importance()
+    example = torch.zeros(1, 3, input_size, input_size)
+    red = 1.0 - count_macs_params(model, input_size)[0] / macs0
+    while red < target - tol:
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+        steps = []  # (overshoots, importance lost per MAC saved, order, reduction, module, idxs)
+        groups = graph.get_all_groups(ignored_layers=[head], root_module_types=(nn.Conv2d,))
+        for order, group in enumerate(groups):
+            root = group[0].dep.target.module
+            n = root.out_channels
+            floor = max(r, -(-round((1 - config.max_layer_ratio) * widths.get(root, n)) // r) * r)
+            if n - r < floor:
+                continue
+            scores = importance(group)
+            if scores is None:
+                continue
+            drop = torch.argsort(scores.detach().cpu(), stable=True)[:r].tolist()
+            trial = copy.deepcopy(model)
+            trial_root = dict(trial.named_modules())[_name_of(model, root)]
+            trial_graph = tp.DependencyGraph().build_dependency(trial, example_inputs=example)
+            trial_graph.get_pruning_group(trial_root, tp.prune_conv_out_channels, drop).prune()
+            new_red = 1.0 - count_macs_params(trial, input_size)[0] / macs0
+            saved = max(new_red - red, 1e-12)
+            lost = float(scores.detach().cpu()[drop].sum())
+            steps.append((new_red > target + tol, abs(new_red - target) if new_red > target + tol
+                          else lost / saved, order, new_red, trial))  # fmt: skip
+        if not steps:
+            break  # every group is down to its floor
+        *_, red, model = min(steps, key=lambda s: s[:3])
+    model.zero_grad(set_to_none=True)
+    return red, model
+
+
+def _name_of(model: nn.Module, module: nn.Module) -> str:
+    return next(name for name, m in model.named_modules() if m is module)
 
 
 def _refine_globally(start, spec, config, input_size, macs0, calib):

@@ -16,8 +16,9 @@ from fairprune.prune.targeting import (
     ERR_NEEDS_DATA,
     ERR_TARGET_RANGE,
     ERR_TOLERANCE,
-    ERR_UNREACHABLE,
+    _refine_aligned,
     prune_model,
+    unreachable,
 )
 from fairprune.prune.unstructured import ERR_AMOUNT, unstructured_prune
 
@@ -209,9 +210,81 @@ def test_unreachable_target_says_how_far_it_can_go():
     with pytest.raises(FairpruneError) as err:
         prune_model(Tiny(), cfg, input_size=8)
     best = 1 - tiny_macs(4) / tiny_macs(8)
-    assert str(err.value) == ERR_UNREACHABLE.format(target=0.999, best=best, cap=0.5)
+    assert str(err.value) == unreachable(0.999, best, 0.5)
     assert str(err.value).startswith("a 99.90% FLOPs reduction is out of reach for this model: "
                                      "at most 67.46% keeps")  # fmt: skip
+
+
+def demo_cnn_macs(c0: int, c1: int, c2: int, c3: int, size: int = 32, outputs: int = 2) -> int:
+    """MACs of ``DemoCNN`` with stem/layer1(+res1)/layer2/layer3 widths c0..c3, by hand: each
+    3×3 conv cin·cout·9 per output pixel (stem and res1 at full and half size, layer1 strided to
+    half, layer2 to a quarter, layer3 at a quarter), each BN 2 per element, each ``nn.ReLU`` and
+    the average pool 1 per input element (the residual's functional relu is not counted), the
+    head K·c3 + K."""
+    full, half, quarter = size * size, (size // 2) ** 2, (size // 4) ** 2
+    convs = (3 * c0 * 9 * full + c0 * c1 * 9 * half + c1 * c1 * 9 * half
+             + c1 * c2 * 9 * quarter + c2 * c3 * 9 * quarter)  # fmt: skip
+    bns = 2 * (c0 * full + 2 * c1 * half + c2 * quarter + c3 * quarter)
+    relus = c0 * full + c1 * half + c2 * quarter + c3 * quarter
+    return convs + bns + relus + c3 * quarter + outputs * c3 + outputs
+
+
+def test_round_to_16_reaches_the_target_in_whole_blocks():
+    """AVX-512 holds 16 floats: widths that are multiples of 16 run at full vector width. The
+    demo CNN's stem has 24 channels, so a uniform ratio stops at 16 per layer (54%); the aligned
+    top-up then takes one group's block of 16 at a time until 75% is reached."""
+    torch.manual_seed(0)
+    model = build_model("demo_cnn", 2, 32)
+    assert count_macs_params(model, 32)[0] == demo_cnn_macs(24, 48, 96, 96)
+    cfg = PruneConfig(criterion="l1", target_reduction=0.75, round_to=16)
+    result = prune_model(model, cfg, input_size=32)
+    widths = [m.out_channels for m in result.model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w % 16 == 0 and w >= 16 for w in widths)
+    assert widths[1] == widths[2]  # layer1 and the residual conv stay coupled
+    c0, c1, _, c2, c3 = widths
+    assert result.macs_after == demo_cnn_macs(c0, c1, c2, c3)
+    assert result.flops_reduction == pytest.approx(1 - result.macs_after / result.macs_before)
+    assert abs(result.flops_reduction - 0.75) <= 0.01
+    assert result.channel_ratio is None  # not a uniform ratio
+    x = torch.rand(4, 3, 32, 32)
+    assert result.model(x).shape == (4, 2)
+    again = prune_model(model, cfg, input_size=32)  # same seed: byte-identical weights
+    assert all(torch.equal(a, b) for a, b in zip(result.model.state_dict().values(),
+                                                 again.model.state_dict().values(), strict=True))  # fmt: skip
+
+
+def test_aligned_step_takes_the_block_that_costs_least_importance_per_mac():
+    """One aligned step on the dense demo CNN: layer2's channels 80..95 are made near-zero, so
+    dropping them costs almost no importance per MAC saved and that step wins over layer3's
+    least important block (layer1's block overshoots the target); the other 80 channels of
+    layer2 are kept as they were."""
+    torch.manual_seed(0)
+    model = build_model("demo_cnn", 2, 32).eval()
+    with torch.no_grad():
+        model.layer2[0].weight[80:] *= 1e-4
+        model.layer2[1].weight[80:] *= 1e-4
+        model.layer3[0].weight[:, 80:] *= 1e-4
+    macs0 = demo_cnn_macs(24, 48, 96, 96)
+    target = 1 - demo_cnn_macs(24, 48, 80, 96) / macs0
+    cfg = PruneConfig(criterion="l1", target_reduction=target, tolerance=1e-6, round_to=16)
+    red, pruned = _refine_aligned(model, CRITERIA["l1"], cfg, 32, macs0, None)
+    assert red == pytest.approx(target)
+    widths = [m.out_channels for m in pruned.modules() if isinstance(m, nn.Conv2d)]
+    assert widths == [24, 48, 48, 80, 96]
+    assert torch.equal(pruned.layer2[0].weight, model.layer2[0].weight[:80])
+    assert torch.equal(pruned.layer3[0].weight, model.layer3[0].weight[:, :80])
+    assert [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)][3] == 96
+
+
+def test_round_to_16_says_how_far_it_can_go():
+    torch.manual_seed(0)
+    cfg = PruneConfig(criterion="l1", target_reduction=0.95, round_to=16)
+    with pytest.raises(FairpruneError) as err:
+        prune_model(build_model("demo_cnn", 2, 32), cfg, input_size=32)
+    best = 1 - demo_cnn_macs(16, 16, 16, 16) / demo_cnn_macs(24, 48, 96, 96)
+    assert str(err.value) == unreachable(0.95, best, 0.98, 16)
+    assert "keeps 16 channels (round_to) in every layer" in str(err.value)
+    assert str(err.value).endswith("or lower round_to.")
 
 
 def test_target_between_two_channel_counts_is_refused():
