@@ -328,6 +328,10 @@ def test_runtimes_agree_and_latency_table_has_every_row(tmp_path):
     export_onnx(model, onnx_path, input_size=32, exporter="torchscript")
     for level in ("disabled", "basic", "extended"):  # every level computes the same logits
         assert _diff(model, load_onnx(onnx_path, optimization=level)[0], x) <= 1e-4
+    # idle onnxruntime threads sleep: a spinning pool would take the cores from the next runner
+    options = rt[ONNXRUNTIME].session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 1
     table = latency_table(rt, 32, batch_sizes=(1, 4), rounds=2, min_images=4, threads=1)
     assert list(table["runtime"]) == [TORCH, TORCH, TORCH_DEPLOY, TORCH_DEPLOY, ONNXRUNTIME,
                                       ONNXRUNTIME]  # fmt: skip
