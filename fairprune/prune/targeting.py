@@ -175,7 +175,9 @@ def prune_model(
     if best_red < target - config.tolerance and r > 1:
         # a uniform ratio stops where the narrowest layer keeps one block of round_to channels;
         # the wider layers can still give whole blocks, one group at a time
-        best_red, best_model = _refine_aligned(best_model, spec, config, input_size, macs0, calib)
+        best_red, best_model = _refine_aligned(
+            best_model, spec, config, input_size, macs0, calib, _conv_widths(base)
+        )
         best_ratio = None
     if best_red < target - config.tolerance:
         raise FairpruneError(unreachable(target, best_red, config.max_layer_ratio, r))
@@ -208,7 +210,9 @@ def prune_model(
     if abs(best_red - target) > config.tolerance and r > 1:
         # whole blocks of round_to channels from a global ranking jump too far: one group's
         # block at a time from the closest uniform model below the target
-        red, pruned = _refine_aligned(below[1], spec, config, input_size, macs0, calib)
+        red, pruned = _refine_aligned(
+            below[1], spec, config, input_size, macs0, calib, _conv_widths(base)
+        )
         if abs(red - target) < abs(best_red - target):
             best_red, best_model, best_ratio = red, pruned, None
     if abs(best_red - target) > config.tolerance:
@@ -219,7 +223,7 @@ def prune_model(
     return PruneResult(best_model.eval(), macs0, macs1, params0, params1, best_red, best_ratio)
 
 
-def _refine_aligned(start, spec, config, input_size, macs0, calib):
+def _refine_aligned(start, spec, config, input_size, macs0, calib, widths=None):
     """Remove ``round_to`` channels at a time from one dependency group until the FLOPs target is
     reached: each step takes the block of least important channels (the criterion's scores,
     normalised within each group) from the group where it costs the least importance per MAC
@@ -227,22 +231,18 @@ def _refine_aligned(start, spec, config, input_size, macs0, calib):
     closest step when every one does). Channel counts stay multiples of ``round_to``, and no
     layer keeps fewer than one block or loses more than ``max_layer_ratio`` of its channels.
 
+    ``widths`` maps each conv's name to its width in the unpruned model (``max_layer_ratio``
+    counts from there; default: the widths in ``start``).
+
     Returns
     -------
     (float, nn.Module)
         The FLOPs reduction reached and the model (a copy of ``start``).
     """
-    model = copy.deepcopy(start).eval()
-    if spec.needs_data:
-        accumulate_gradients(
-            model,
-            calib,
-            _task_loss(config.criterion.startswith("pw_"), config),
-            pick_device(config.device),
-        )
+    model = _copy_for_importance(start, spec, config, calib).eval()
     r, target, tol = int(config.round_to), config.target_reduction, config.tolerance
     head = head_of(model)
-    widths = {m: m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)}
+    widths = widths or _conv_widths(start)
     torch.manual_seed(config.seed)  # random importance
     importance = spec.importance()
     example = torch.zeros(1, 3, input_size, input_size)
@@ -253,8 +253,8 @@ def _refine_aligned(start, spec, config, input_size, macs0, calib):
         groups = graph.get_all_groups(ignored_layers=[head], root_module_types=(nn.Conv2d,))
         for order, group in enumerate(groups):
             root = group[0].dep.target.module
-            n = root.out_channels
-            floor = max(r, -(-round((1 - config.max_layer_ratio) * widths.get(root, n)) // r) * r)
+            n, name = root.out_channels, _name_of(model, root)
+            floor = max(r, -(-round((1 - config.max_layer_ratio) * widths.get(name, n)) // r) * r)
             if n - r < floor:
                 continue
             scores = importance(group)
@@ -262,7 +262,7 @@ def _refine_aligned(start, spec, config, input_size, macs0, calib):
                 continue
             drop = torch.argsort(scores.detach().cpu(), stable=True)[:r].tolist()
             trial = copy.deepcopy(model)
-            trial_root = dict(trial.named_modules())[_name_of(model, root)]
+            trial_root = dict(trial.named_modules())[name]
             trial_graph = tp.DependencyGraph().build_dependency(trial, example_inputs=example)
             trial_graph.get_pruning_group(trial_root, tp.prune_conv_out_channels, drop).prune()
             new_red = 1.0 - count_macs_params(trial, input_size)[0] / macs0
@@ -277,20 +277,30 @@ def _refine_aligned(start, spec, config, input_size, macs0, calib):
     return red, model
 
 
+def _conv_widths(model: nn.Module) -> dict[str, int]:
+    return {name: m.out_channels for name, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
 def _name_of(model: nn.Module, module: nn.Module) -> str:
     return next(name for name, m in model.named_modules() if m is module)
 
 
-def _refine_globally(start, spec, config, input_size, macs0, calib):
-    """Binary-search a small global pruning step on top of ``start`` toward the target."""
-    start = copy.deepcopy(start)
+def _copy_for_importance(start: nn.Module, spec, config, calib) -> nn.Module:
+    """A copy of ``start`` holding the gradients a data-driven criterion scores channels by."""
+    model = copy.deepcopy(start)
     if spec.needs_data:
         accumulate_gradients(
-            start,
+            model,
             calib,
             _task_loss(config.criterion.startswith("pw_"), config),
             pick_device(config.device),
         )
+    return model
+
+
+def _refine_globally(start, spec, config, input_size, macs0, calib):
+    """Binary-search a small global pruning step on top of ``start`` toward the target."""
+    start = _copy_for_importance(start, spec, config, calib)
     target = config.target_reduction
     lo, hi = 0.0, 0.6
     best = (0.0, start)
