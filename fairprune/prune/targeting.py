@@ -249,7 +249,9 @@ def _refine_aligned(start, spec, config, input_size, macs0, calib, widths=None):
     red = 1.0 - count_macs_params(model, input_size)[0] / macs0
     while red < target - tol:
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-        steps = []  # (overshoots, importance lost per MAC saved, order, reduction, module, idxs)
+        # per candidate step: (overshoots the target, |overshoot| or importance lost per MAC
+        # saved, group order, reduction reached, conv name, channels dropped)
+        steps = []
         groups = graph.get_all_groups(ignored_layers=[head], root_module_types=(nn.Conv2d,))
         for order, group in enumerate(groups):
             root = group[0].dep.target.module
@@ -260,19 +262,26 @@ def _refine_aligned(start, spec, config, input_size, macs0, calib, widths=None):
             scores = importance(group)
             if scores is None:
                 continue
-            drop = torch.argsort(scores.detach().cpu(), stable=True)[:r].tolist()
-            trial = copy.deepcopy(model)
-            trial_root = dict(trial.named_modules())[name]
+            scores = scores.detach().cpu()
+            drop = torch.argsort(scores, stable=True)[:r].tolist()
+            trial = copy.deepcopy(model)  # only to count the MACs the step would leave
             trial_graph = tp.DependencyGraph().build_dependency(trial, example_inputs=example)
+            trial_root = dict(trial.named_modules())[name]
             trial_graph.get_pruning_group(trial_root, tp.prune_conv_out_channels, drop).prune()
             new_red = 1.0 - count_macs_params(trial, input_size)[0] / macs0
-            saved = max(new_red - red, 1e-12)
-            lost = float(scores.detach().cpu()[drop].sum())
-            steps.append((new_red > target + tol, abs(new_red - target) if new_red > target + tol
-                          else lost / saved, order, new_red, trial))  # fmt: skip
+            over = new_red > target + tol
+            cost = (
+                abs(new_red - target)
+                if over
+                else float(scores[drop].sum()) / max(new_red - red, 1e-12)
+            )
+            steps.append((over, cost, order, new_red, name, drop))
         if not steps:
             break  # every group is down to its floor
-        *_, red, model = min(steps, key=lambda s: s[:3])
+        _, _, _, red, name, drop = min(steps, key=lambda s: s[:3])
+        # in place, so a data-driven criterion keeps the (pruned) gradients it scores by
+        root = dict(model.named_modules())[name]
+        graph.get_pruning_group(root, tp.prune_conv_out_channels, drop).prune()
     model.zero_grad(set_to_none=True)
     return red, model
 

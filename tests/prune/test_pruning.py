@@ -276,6 +276,20 @@ def test_aligned_step_takes_the_block_that_costs_least_importance_per_mac():
     assert [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)][3] == 96
 
 
+@pytest.mark.parametrize("criterion", ["taylor", "pw_taylor"])
+def test_round_to_16_with_a_data_driven_criterion(criterion):
+    """Taylor scores read the gradients: every aligned step is taken in place, so the pruned
+    gradients stay with the model for the next step's scores."""
+    torch.manual_seed(0)
+    model = build_model("demo_cnn", 2, 32)
+    cfg = PruneConfig(criterion=criterion, target_reduction=0.75, round_to=16)
+    result = prune_model(model, cfg, input_size=32, calib=_calib(model, size=32, classes=2))
+    widths = [m.out_channels for m in result.model.modules() if isinstance(m, nn.Conv2d)]
+    assert all(w % 16 == 0 for w in widths)
+    assert abs(result.flops_reduction - 0.75) <= 0.01
+    assert all(p.grad is None for p in result.model.parameters())
+
+
 def test_round_to_16_says_how_far_it_can_go():
     torch.manual_seed(0)
     cfg = PruneConfig(criterion="l1", target_reduction=0.95, round_to=16)
