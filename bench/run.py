@@ -212,6 +212,10 @@ def main() -> int:
     train, test = bundle.splits["train"], bundle.splits["test"]
     dense = build_model("demo_cnn", bundle.num_classes, bundle.input_size)
     train_dense(dense, train, TrainConfig(epochs=1, seed=0))  # weights only need to be sensible
+    if args.only == "ray":
+        result = ray_over_serial(bundle, dense)
+        print(json.dumps(result) if args.json else _ray_line(result))
+        return 0
     pruned = prune_model(
         dense, PruneConfig(criterion="l1", target_reduction=0.75), input_size=bundle.input_size
     )
@@ -225,10 +229,6 @@ def main() -> int:
         )
         for n in ROUND_TO
     }
-    if args.only == "ray":
-        result = ray_over_serial(bundle, dense)
-        print(json.dumps(result) if args.json else _ray_line(result))
-        return 0
     logits = dense_outputs(dense, train)  # (N, K), cached once as the sweep does
 
     pw_over_ce = eval_over_bare = None
@@ -293,15 +293,10 @@ def main() -> int:
 
     deploy = {label: deploy_speedup(label) for label in variants}
 
-    def best_fraction(speedups: dict, ideal_x: float) -> dict:
-        return {clock: round(max(v.values()) / ideal_x, 3) for clock, v in speedups.items()}
-
     aligned_entries: dict = {}
     for n in ROUND_TO:
         label = f"pruned_round{n}"
-        aligned_entries.update(
-            _aligned_entries(n, aligned[n], ratios[label], deploy[label], best_fraction)
-        )
+        aligned_entries.update(_aligned_entries(n, aligned[n], ratios[label], deploy[label]))
     result = {
         "pw_over_ce_epoch": pw_over_ce and round(pw_over_ce, 4),
         "eval_over_bare_forward": eval_over_bare and round(eval_over_bare, 4),
@@ -370,7 +365,12 @@ def main() -> int:
 ROUND_TO = (8, 16)  # channel multiples compared with the plain pruned model
 
 
-def _aligned_entries(n: int, result, ratios: dict, deploy: dict, best_fraction) -> dict:
+def best_fraction(speedups: dict, ideal_x: float) -> dict:
+    """Per clock: the best speed-up over the thread counts ÷ the ideal."""
+    return {clock: round(max(v.values()) / ideal_x, 3) for clock, v in speedups.items()}
+
+
+def _aligned_entries(n: int, result, ratios: dict, deploy: dict) -> dict:
     """The JSON entries of the model pruned with ``round_to=n``."""
     ideal_n = 1 / (1 - result.flops_reduction)
     return {

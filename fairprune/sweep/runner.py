@@ -371,7 +371,14 @@ def record_cell(
 
 class Executor(Protocol):
     """Where a sweep's units run. ``results`` yields each finished cell as soon as it exists; the
-    caller (``run_sweep``, the driver) records it. An executor never writes a store."""
+    caller (``run_sweep``, the driver) records it. An executor never writes a store.
+
+    ``run_sweep`` calls ``start(config)`` before it loads the dense model (an executor may get its
+    workers ready meanwhile) and ``close()`` when the sweep ends, however it ends."""
+
+    def start(self, config: SweepConfig) -> None: ...
+
+    def close(self) -> None: ...
 
     def results(
         self,
@@ -388,6 +395,12 @@ class SerialExecutor:
     """Run the units one after another in this process (the default)."""
 
     name = "serial"
+
+    def start(self, config: SweepConfig) -> None:
+        """Nothing to get ready: the units run in this process."""
+
+    def close(self) -> None:
+        """Nothing to let go."""
 
     def results(self, ctx, units, *, should_stop, report, on_unit) -> Iterator[CellResult]:
         """Yield every cell of ``units`` in grid order; stop between or inside cells."""
@@ -442,49 +455,39 @@ def run_sweep(
     stop = should_stop or (lambda: False)
     report = progress or (lambda done, total, info: None)
     executor = executor or SerialExecutor()
-    start, close = getattr(executor, "start", None), getattr(executor, "close", None)
     validate_sweep(config)
-    if start is not None:
-        start(config)  # e.g. Ray starts its workers while this process loads the dense model
+    executor.start(config)  # e.g. Ray starts its workers while this process loads the dense model
     try:
         ctx = load_context(config)
         plan = plan_sweep(ctx, store, only)
         record_dense(store, ctx, plan)
-    except BaseException:
-        if close is not None:
-            close()
-        raise
-    total = len(plan.cells) + 1  # + the dense baseline
-    done = total - len(plan.todo)
-    report(done, total, f"{len(plan.todo)} cells to run")
-    if not plan.todo:
-        if close is not None:
-            close()  # nothing to run: the executor lets go of what ``start`` took
-        return ctx.sweep_id
-    recorded: set[str] = set()
-    results = executor.results(
-        ctx,
-        plan.units,
-        should_stop=stop,
-        report=lambda info: report(done, total, info),
-        on_unit=on_unit or (lambda unit: None),
-    )
-    try:
-        for result in results:
-            if result.key in recorded:  # a retried worker may replay a cell: keep the first
-                continue
-            record_cell(store, models_dir, ctx, result)
-            recorded.add(result.key)
-            done += 1
-            report(done, total, f"done: {result.cell.criterion} {result.cell.loss}")
-            if on_cell is not None:
-                on_cell(result.key)
+        total = len(plan.cells) + 1  # + the dense baseline
+        done = total - len(plan.todo)
+        report(done, total, f"{len(plan.todo)} cells to run")
+        if not plan.todo:
+            return ctx.sweep_id
+        recorded: set[str] = set()
+        results = executor.results(
+            ctx,
+            plan.units,
+            should_stop=stop,
+            report=lambda info: report(done, total, info),
+            on_unit=on_unit or (lambda unit: None),
+        )
+        try:
+            for result in results:
+                if result.key in recorded:  # a retried worker may replay a cell: keep the first
+                    continue
+                record_cell(store, models_dir, ctx, result)
+                recorded.add(result.key)
+                done += 1
+                report(done, total, f"done: {result.cell.criterion} {result.cell.loss}")
+                if on_cell is not None:
+                    on_cell(result.key)
+        finally:
+            results.close()  # an executor's clean-up (cancel outstanding work) runs on an error
     finally:
-        stop_results = getattr(results, "close", None)
-        if stop_results is not None:
-            stop_results()  # an executor's clean-up (cancel outstanding work) runs even on an error
-        if close is not None:
-            close()  # and ``start``'s hold is let go even when ``results`` never began
+        executor.close()  # what ``start`` took is let go however the sweep ends
     return ctx.sweep_id
 
 

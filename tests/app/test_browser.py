@@ -205,8 +205,10 @@ def _switch_all(page, drawn: dict, rounds: int = 1, samples: dict | None = None)
     """Visit every page from the sidebar, starting after the page the session is on and ending
     on it, ``rounds`` times: {page: median Playwright seconds}, the browser's own medians into
     ``drawn`` and every visit's pair into ``samples``."""
-    current = next(i for i, (name, *_rest) in enumerate(PAGES)
-                   if page.locator("h1").first.inner_text().startswith(TITLES.get(name, name)))  # fmt: skip
+    title = page.locator("h1").first.inner_text()
+    current = next(
+        i for i, (name, *_) in enumerate(PAGES) if title.startswith(TITLES.get(name, name))
+    )
     seen: dict = {}
     for _ in range(rounds):
         for name, _path, selector in PAGES[current + 1 :] + PAGES[: current + 1]:
