@@ -36,7 +36,8 @@ Each ratio is measured in one run, the two sides interleaved and repeated, media
   new tab (``warm``, ``during_sweep``, ``after_sweep``) and switched to from the sidebar
   (``switch_*``), on Playwright's clock (until its polling sees the chart) and on the browser's
   own (``drawn_in_browser``: to the animation frame that draws the chart), beside the floor of a
-  one-chart Streamlit page in a new tab (artifacts/floor_timing.json).
+  one-chart Streamlit page in a new tab (artifacts/floor_timing.json). ``bench/pages.py``
+  compares the pages' new-tab times with the first-view pause off and as shipped.
 """
 
 from __future__ import annotations

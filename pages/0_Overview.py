@@ -70,6 +70,9 @@ ui.group_legend(long["group"].unique())
 
 dense = cells[cells["criterion"] == "dense"]
 left, right = st.columns([3, 1])
+with left:
+    st.plotly_chart(charts.accuracy_vs_reduction(long), width="stretch", key="overview_main")
+ui.pause_for_first_view()
 with right:
     st.subheader("Dense model")
     if not dense.empty:
@@ -80,8 +83,6 @@ with right:
         st.caption(f"Dataset: **{d['dataset']}** · hash `{d['model_hash'][:12]}`")
     if (long["dataset"] == "synthderm").any():
         st.caption("⚠️ SynthDerm is synthetic: no real patients.")
-with left:
-    st.plotly_chart(charts.accuracy_vs_reduction(long), width="stretch", key="overview_main")
 headline.markdown(
     f"<div class='fp-headline'>{html.escape(ui.headline_text(sweep_id))}</div>",
     unsafe_allow_html=True,

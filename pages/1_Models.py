@@ -37,6 +37,7 @@ if records:
         },
         key="models_table",
     )
+    ui.pause_for_first_view()
     st.caption(f"{len(records)} checkpoints · {sum(r.kind == 'pruned' for r in records)} pruned")
 else:
     st.info(

@@ -51,6 +51,7 @@ if bundle.skipped:
 
 with ui.guard():
     st.plotly_chart(charts.counts_chart(summary), width="stretch", key="dataset_counts")
+    ui.pause_for_first_view()
     st.dataframe(
         summary.pivot_table(index=["split", "group"], columns="label", values="n", fill_value=0),
         key="dataset_table",

@@ -72,6 +72,7 @@ for name, table in tables.items():
     with left:
         st.plotly_chart(charts.group_bars(table, metric=metric, title=f"{METRICS[metric]} per group"),
                         width="stretch", key=f"audit_chart_{name}")  # fmt: skip
+    ui.pause_for_first_view()
     with right:
         st.metric("Accuracy gap (max − min group)", f"{accuracy_gap(table) * 100:.1f} pp")
         show = views.order_rows(table)

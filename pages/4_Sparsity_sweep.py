@@ -142,6 +142,7 @@ shown = c2.multiselect("Losses", sorted(long["loss"].unique()), key="sweep_view_
                        default=[x for x in sorted(long["loss"].unique()) if x != "dense"])  # fmt: skip
 st.plotly_chart(charts.accuracy_vs_reduction(long, criterion=criterion, losses=shown + ["dense"]),
                 width="stretch", key="sweep_chart_acc")  # fmt: skip
+ui.pause_for_first_view()
 headline.markdown(
     f"<div class='fp-headline'>{html.escape(ui.headline_text(sweep_id))}</div>",
     unsafe_allow_html=True,

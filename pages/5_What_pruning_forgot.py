@@ -34,6 +34,7 @@ groups = list(rates["group"])
 ui.group_legend(groups)
 left, right = st.columns([3, 2])
 left.plotly_chart(charts.forgotten_chart(rates), width="stretch", key="forgot_chart")
+ui.pause_for_first_view()
 show = rates.assign(rate=rates["rate"] * 100, of_dense_correct=rates["of_dense_correct"] * 100)
 right.dataframe(show, hide_index=True, key="forgot_rates",
                 column_config={"rate": st.column_config.NumberColumn("% of group", format="%.1f"),

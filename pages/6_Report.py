@@ -5,8 +5,6 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from fairprune.app import ui, views
-from fairprune.app.api import FairpruneError
-from fairprune.app.report import build_report
 
 ui.setup_page("Report")
 st.title("Report")
@@ -38,27 +36,11 @@ decisions = ui.decisions(sweep_id=sweep_id)
 ui.show_decisions(decisions, cells, sweeps, key="report")
 
 
-@st.cache_data(show_spinner="Building the report…", max_entries=8)
-def report_html(sweep_id: str, version: str, n_decisions: int, _long, _cells, _sweeps,
-                _decisions) -> str:  # fmt: skip
-    frame, _ = ui.sweep_findings(sweep_id)
-    try:
-        methods = ui.sweep_methods(sweep_id)
-    except FairpruneError:  # nothing pruned to compare yet: the report goes without the table
-        methods = None
-    return build_report(_long, _cells, sweeps=_sweeps, synthetic=synthetic,
-                        title=f"fairprune audit report — {', '.join(datasets)}",
-                        headline=ui.headline_text(sweep_id), findings=frame,
-                        decisions=_decisions, methods=methods)  # fmt: skip
-
-
-with ui.guard():
-    # decisions are append-only: their count tells whether the cached report is still current
-    html = report_html(sweep_id, ui.store_version(), len(decisions), long, cells, sweeps,
-                       decisions)  # fmt: skip
+report = ui.report_builder(sweep_id, long, cells, sweeps, decisions, synthetic=synthetic,
+                           title=f"fairprune audit report — {', '.join(datasets)}")  # fmt: skip
 stamp = datetime.now(UTC).strftime("%Y%m%d")
 c1, c2, c3 = st.columns(3)
-c1.download_button("Download HTML report", html, file_name=f"fairprune-report-{stamp}.html",
+c1.download_button("Download HTML report", report, file_name=f"fairprune-report-{stamp}.html",
                    mime="text/html", type="primary", key="report_html")  # fmt: skip
 c2.download_button("Download CSV (one row per model × group)",
                    views.with_decisions(long, decisions).to_csv(index=False),
@@ -67,7 +49,12 @@ c2.download_button("Download CSV (one row per model × group)",
 c3.download_button("Download decisions (CSV, full history)", decisions.to_csv(index=False),
                    file_name=f"fairprune-decisions-{stamp}.csv", mime="text/csv",
                    key="report_decisions_csv")  # fmt: skip
-st.caption(f"Report size: {len(html) / 1e6:.1f} MB. The results CSV carries the latest decision "
-           "on each row's sweep and model; the decisions CSV every decision ever recorded.")  # fmt: skip
-with st.expander("Preview"):
+st.caption("The HTML report is built when it is downloaded (seconds after a sweep, then at once). "
+           "The results CSV carries the latest decision on each row's sweep and model; the "
+           "decisions CSV every decision ever recorded.")  # fmt: skip
+# the report carries plotly.js and every chart (megabytes): the browser loads it only when asked
+if st.toggle("Preview the report here", key="report_preview"):
+    with ui.guard(), st.spinner("Building the report…"):
+        html = report()
+    st.caption(f"Report size: {len(html) / 1e6:.1f} MB.")
     st.iframe(html, height=900)

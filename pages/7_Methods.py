@@ -71,6 +71,7 @@ if (frame["level_kind"] == "weight sparsity").any():
         "latency do not fall on dense kernels — they need sparse kernels or hardware to pay off."
     )
 st.plotly_chart(charts.methods_pareto_chart(frame), key="methods_pareto")
+ui.pause_for_first_view()
 
 st.subheader("Side by side")
 st.caption(

@@ -16,6 +16,9 @@ torch.set_num_threads(2)
 # it: the CLI, the dashboard's server, Ray workers), never in the user's own cache
 os.environ["FAIRPRUNE_CACHE"] = tempfile.mkdtemp(prefix="fairprune-test-cache-")
 atexit.register(shutil.rmtree, os.environ["FAIRPRUNE_CACHE"], ignore_errors=True)
+# pages run by AppTest have no browser to wait for (tests/app/test_browser.py serves the
+# dashboard without this, as shipped)
+os.environ["FAIRPRUNE_FIRST_VIEW_PAUSE"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -444,6 +444,8 @@ def test_report_lists_and_records_decisions_and_carries_them_into_the_report(own
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Download HTML report", "Download CSV (one row per model × group)",
                       "Download decisions (CSV, full history)"]  # fmt: skip
+    assert at.get("iframe") == []  # megabytes: the page loads the report only when asked
+    at.toggle(key="report_preview").set_value(True).run()
     (preview,) = at.get("iframe")  # the report as downloaded, previewed on the page
     report = preview.proto.srcdoc
     assert "<h2>Review decisions</h2>" in report
@@ -477,3 +479,31 @@ def test_methods_page_table_and_charts_equal_the_backend(methods_env):
 def test_methods_page_on_an_empty_store_says_what_to_run(empty_env):
     at = _run("pages/7_Methods.py")
     assert "No pruned models" in at.info[0].value and "fairgrape" in at.info[0].value
+
+
+def test_the_run_that_brings_a_session_to_a_page_pauses_once_after_its_first_chart(
+    store_env, monkeypatch
+):
+    from fairprune.app import ui
+
+    slept = []
+    monkeypatch.setattr(ui, "_sleep", slept.append)
+    monkeypatch.delenv("FAIRPRUNE_FIRST_VIEW_PAUSE", raising=False)
+    at = _run("pages/3_Audit.py")  # a new session: once, though the page draws four charts
+    assert len(at.get("plotly_chart")) == 4 and slept == [ui.FIRST_VIEW_PAUSE_S]
+    at.toggle(key="audit_intersectional").set_value(True).run()  # a widget: same page
+    at.run()
+    assert not at.exception and slept == [ui.FIRST_VIEW_PAUSE_S]
+    at.session_state["_fp_page"] = "Overview"  # the session switches here from another page
+    monkeypatch.setenv("FAIRPRUNE_FIRST_VIEW_PAUSE", "0.05")
+    at.run()
+    assert slept == [ui.FIRST_VIEW_PAUSE_S, 0.05]
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("", 0.3), ("0", 0.0), ("1.5", 1.5), ("-2", 0.0),
+                                                ("soon", 0.3), ("nan", 0.3), ("inf", 0.3)])  # fmt: skip
+def test_first_view_pause_reads_its_setting(monkeypatch, value, seconds):
+    from fairprune.app import ui
+
+    monkeypatch.setenv("FAIRPRUNE_FIRST_VIEW_PAUSE", value)
+    assert ui.first_view_pause() == seconds
