@@ -33,8 +33,11 @@ chosen = st.multiselect("Models", dense_first, default=dense_first[:2], key="aud
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 metric = c1.selectbox("Metric", list(METRICS), format_func=METRICS.get, key="audit_metric")
 intersectional = c2.toggle(f"{bundle.group_attribute} × label", key="audit_intersectional")
-# start from the resamples the chosen models' sweep stored its tables with: no bootstrap to redo
-stored_boot = next((b for b in (ui.stored_n_boot(by_name[n], bundle) for n in chosen) if b), None)
+# start from resamples every chosen model has a stored table for (no bootstrap to redo); a dense
+# model is a cell of every sweep that starts from it, each sweep with its own resamples
+stored = [b for b in (ui.stored_n_boots(by_name[n], bundle) for n in chosen) if b]
+shared = [b for b in (stored[0] if stored else []) if all(b in other for other in stored[1:])]
+stored_boot = (shared or (stored[0] if stored else [None]))[0]
 boot_options = sorted({0, 50, 100, 200, 500, stored_boot or 200})
 n_boot = c3.select_slider("Bootstrap resamples", boot_options, value=stored_boot or 200,
                           key="audit_nboot")  # fmt: skip

@@ -305,43 +305,44 @@ def _predictions(path: str, sha256: str, name: str, root, csv, options_json: str
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _stored_cell(path: str, version: str, sha256: str, split_key: str):
-    """(cell key, the bootstrap resamples its sweep used) of the model's newest stored cell on
-    ``split_key``, or None when the model is not a stored cell there."""
+def _stored_cells(path: str, version: str, sha256: str, split_key: str) -> list:
+    """[(cell key, the bootstrap resamples its sweep used, or None)] of the model's stored cells
+    on ``split_key``, newest first (empty when the model is no stored cell there)."""
     from fairprune.sweep.results import ResultsStore
 
     store = ResultsStore(path)
-    key = store.cell_of_model(sha256, split_key)
-    if key is None:
-        return None
-    n_boot = store.cell_config(key).get("sweep", {}).get("n_boot")
-    return key, (int(n_boot) if isinstance(n_boot, int) and not isinstance(n_boot, bool) else None)
+    found = []
+    for key in store.cells_of_model(sha256, split_key):
+        n_boot = store.cell_config(key).get("sweep", {}).get("n_boot")
+        ok = isinstance(n_boot, int) and not isinstance(n_boot, bool)
+        found.append((key, int(n_boot) if ok else None))
+    return found
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _stored(path: str, version: str, sha256: str, split_key: str, n_boot: int | None):
-    """(StoredPredictions, per-group table or None) of the model's newest stored cell, or None."""
+    """(StoredPredictions, per-group table or None) of the model's stored cells, or None: the
+    table of the newest cell audited with ``n_boot`` resamples, if any."""
     from fairprune.sweep.results import ResultsStore
 
-    found = _stored_cell(path, version, sha256, split_key)
-    if found is None:
+    found = _stored_cells(path, version, sha256, split_key)
+    if not found:
         return None
-    key, stored_boot = found
+    same = [key for key, boot in found if n_boot is not None and boot == n_boot]
+    key = same[0] if same else found[0][0]  # one model, one split: the same predictions
     store = ResultsStore(path)
-    table = None
-    if n_boot is not None and stored_boot == n_boot:
-        table = store.cell_groups(key)  # the sweep's own audit, intervals included
+    table = store.cell_groups(key) if same else None  # the sweep's own audit, intervals included
     return store.predictions([key])[key], table
 
 
-def stored_n_boot(record, bundle) -> int | None:
-    """How many bootstrap resamples the sweep that made this model used for its stored per-group
-    table (None: not a stored cell). The Audit page starts from it, so it reads that table
-    instead of running the bootstrap again."""
-    found = _stored_cell(
+def stored_n_boots(record, bundle) -> list[int]:
+    """The bootstrap resamples of the per-group tables stored for this model (one per sweep it
+    is a cell of, newest first; empty: no stored cell). The Audit page starts from one every
+    chosen model has, so it reads those tables instead of running the bootstrap again."""
+    found = _stored_cells(
         str(results_path()), store_version(), record.sha256, f"{bundle.fingerprint}-test"
     )
-    return None if found is None else found[1]
+    return list(dict.fromkeys(boot for _, boot in found if boot))
 
 
 def stored_predictions(sha256: str, split_key: str):

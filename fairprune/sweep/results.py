@@ -689,6 +689,13 @@ class ResultsStore:
         """The newest cell whose model has this content hash (and, when given, whose stored
         predictions are on ``split_key``), or None: pages read it instead of re-running the model.
         """
+        found = self.cells_of_model(model_hash, split_key)
+        return found[0] if found else None
+
+    def cells_of_model(self, model_hash: str, split_key: str | None = None) -> list[str]:
+        """Every cell whose model has this content hash (and, when given, whose stored
+        predictions are on ``split_key``), newest first: one model can be a cell of several
+        sweeps (a dense baseline is one of every sweep that starts from it)."""
         sql = (
             "SELECT c.cell_key FROM cells c JOIN predictions p ON p.cell_key = c.cell_key "
             "WHERE c.model_hash = ?"
@@ -698,8 +705,8 @@ class ResultsStore:
             sql += " AND p.split_key = ?"
             params += (split_key,)
         with self._connect() as conn:
-            row = conn.execute(sql + " ORDER BY c.created DESC LIMIT 1", params).fetchone()
-        return row[0] if row else None
+            rows = conn.execute(sql + " ORDER BY c.created DESC, c.cell_key", params).fetchall()
+        return list(dict.fromkeys(r[0] for r in rows))
 
     def cell_groups(self, cell_key: str) -> pd.DataFrame:
         """One cell's per-group rows as stored (``group_metrics``' columns), "overall" last."""

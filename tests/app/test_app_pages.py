@@ -507,3 +507,53 @@ def test_first_view_pause_reads_its_setting(monkeypatch, value, seconds):
 
     monkeypatch.setenv("FAIRPRUNE_FIRST_VIEW_PAUSE", value)
     assert ui.first_view_pause() == seconds
+
+
+def _copy_cell(path, cell_key: str, new_key: str, sweep_id: str, n_boot: int) -> None:
+    """Store a cell again as one of another (newer) sweep audited with ``n_boot`` resamples:
+    what a second sweep from the same dense model leaves for its baseline."""
+    import json
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        for table in ("cells", "group_rows", "predictions"):
+            for row in conn.execute(f"SELECT * FROM {table} WHERE cell_key = ?", (cell_key,)):
+                row = dict(row)
+                row["cell_key"] = new_key
+                if table == "cells":
+                    config = json.loads(row["config_json"])
+                    config.setdefault("sweep", {})["n_boot"] = n_boot
+                    row.update(sweep_id=sweep_id, config_json=json.dumps(config),
+                               created=row["created"] + 1e6)  # fmt: skip
+                cols = ", ".join(row)
+                conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(row))})",
+                             tuple(row.values()))  # fmt: skip
+
+
+def test_audit_starts_from_resamples_every_chosen_model_has_stored(own_store, monkeypatch):
+    """The dense model is a cell of a newer sweep audited with 200 resamples too; the pruned one
+    only of the fixture's (50): the page starts at 50 and runs no bootstrap."""
+    import fairprune.metrics
+
+    store = ResultsStore(own_store["results"])
+    cells = store.cells(own_store["sweep_id"])
+    dense = cells[cells["criterion"] == "dense"].iloc[0]
+    _copy_cell(own_store["results"], dense["cell_key"], "newer-dense", "newer", 200)
+    assert store.cells_of_model(dense["model_hash"]) == ["newer-dense", dense["cell_key"]]
+    _no_model_runs(monkeypatch)
+
+    def no_bootstrap(*args, **kwargs):
+        raise AssertionError("the page ran a bootstrap that the store holds")
+
+    monkeypatch.setattr(fairprune.metrics, "audit", no_bootstrap)
+    at = _run("pages/3_Audit.py", fp_dataset_choice=FIXTURE_DATA)
+    names = at.multiselect(key="audit_models").value
+    assert names[0] == dense["model"] and at.select_slider(key="audit_nboot").value == 50
+    for i, name in enumerate(names):
+        key = cells.set_index("model").loc[name, "cell_key"]
+        stored = store.cell_groups(key).set_index("group")
+        shown = at.dataframe[i].value.set_index("group")
+        np.testing.assert_allclose(
+            shown["accuracy_low"], stored.loc[shown.index, "accuracy_low"] * 100
+        )
