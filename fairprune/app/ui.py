@@ -184,9 +184,10 @@ def guard():
         st.stop()
 
 
-def store_version() -> str:
-    """Changes whenever a sweep or a cell is written to the results store (not on decisions)."""
-    return results_store().version()
+def store_version(sweep_id: str | None = None) -> str:
+    """Changes whenever a sweep or a cell is written to the results store (not on decisions);
+    with ``sweep_id``, only when that sweep's own cells change."""
+    return results_store().version(sweep_id)
 
 
 def results_store():
@@ -220,13 +221,13 @@ def _sweeps(path: str, version: str) -> pd.DataFrame:
 def long_table(sweep_id: str | None = None) -> pd.DataFrame:
     """The store's long table (cached until the store changes)."""
     results_store()  # creates the schema on first use
-    return _long(str(results_path()), store_version(), sweep_id)
+    return _long(str(results_path()), store_version(sweep_id), sweep_id)
 
 
 def cells_table(sweep_id: str | None = None) -> pd.DataFrame:
     """The store's cells table (cached until the store changes)."""
     results_store()
-    return _cells(str(results_path()), store_version(), sweep_id)
+    return _cells(str(results_path()), store_version(sweep_id), sweep_id)
 
 
 def sweeps_table() -> pd.DataFrame:
@@ -497,7 +498,7 @@ def sweep_findings(sweep_id: str | None):
     """(findings table, headline dict or None) of a sweep: paired intervals on stored
     predictions, cached until the store changes. Raises FairpruneError on an unreadable sweep."""
     results_store()
-    return _findings(str(results_path()), store_version(), sweep_id)
+    return _findings(str(results_path()), store_version(sweep_id), sweep_id)
 
 
 @st.cache_data(show_spinner="Computing paired intervals for every method…", max_entries=16)
@@ -512,7 +513,7 @@ def sweep_methods(sweep_id: str | None, reference: str | None = None) -> dict:
     """:func:`fairprune.sweep.methods.methods_table` of a sweep, on stored predictions, cached
     until the store changes. Raises FairpruneError on a sweep with nothing to compare."""
     results_store()
-    return _methods(str(results_path()), store_version(), sweep_id, reference)
+    return _methods(str(results_path()), store_version(sweep_id), sweep_id, reference)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -540,7 +541,7 @@ def report_builder(sweep_id: str, long, cells, sweeps, decisions, *, title: str,
     """A function of no arguments that returns the sweep's HTML report (cached until the store
     or its decisions change). It reads no session state, so ``st.download_button`` can call it on
     its own thread when the button is clicked: the page never waits for the report."""
-    path, version = str(results_path()), store_version()
+    path, version = str(results_path()), store_version(sweep_id)
     # decisions are append-only: their count tells whether a cached report is still current
     return lambda: _report(path, version, sweep_id, len(decisions), title, synthetic, long, cells,
                            sweeps, decisions)  # fmt: skip

@@ -553,16 +553,24 @@ class ResultsStore:
 
     # ---------------------------------------------------------------- reading
 
-    def version(self) -> str:
+    def version(self, sweep_id: str | None = None) -> str:
         """Changes whenever a sweep or a cell is written or deleted (decisions do not count): the
         dashboard's caches of tables and intervals key on it, so a review decision does not
-        recompute them."""
+        recompute them. With ``sweep_id``, only that sweep's own writes count: what is cached for
+        one sweep stays while another sweep's cells land."""
         with self._connect() as conn:
+            if sweep_id is None:
+                row = conn.execute(
+                    "SELECT (SELECT COUNT(*) FROM sweeps), (SELECT COUNT(*) FROM cells), "
+                    "(SELECT COALESCE(MAX(created), 0) FROM cells)"
+                ).fetchone()
+                return f"{row[0]}:{row[1]}:{row[2]!r}"
             row = conn.execute(
-                "SELECT (SELECT COUNT(*) FROM sweeps), (SELECT COUNT(*) FROM cells), "
-                "(SELECT COALESCE(MAX(created), 0) FROM cells)"
+                "SELECT (SELECT COUNT(*) FROM sweeps WHERE sweep_id = ?), COUNT(*), "
+                "COALESCE(MAX(created), 0) FROM cells WHERE sweep_id = ?",
+                (sweep_id, sweep_id),
             ).fetchone()
-        return f"{row[0]}:{row[1]}:{row[2]!r}"
+        return f"{sweep_id}:{row[0]}:{row[1]}:{row[2]!r}"
 
     def has_cell(self, cell_key: str) -> bool:
         """True once the cell has been written."""

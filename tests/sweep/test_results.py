@@ -440,3 +440,20 @@ def test_a_models_stored_cell_and_predictions_are_found_by_its_hash(tmp_path):
     assert list(table["group"]) == ["dark", "light", "overall"]
     assert list(table.columns) == METRIC_COLUMNS
     assert table.loc[0, "accuracy"] == 0.9 and np.isnan(table.loc[1, "auroc"])
+
+
+def test_a_sweeps_version_changes_with_its_own_cells_only(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    store.register_sweep("s1", {})
+    store.register_sweep("s2", {})
+    before, all_before = store.version("s1"), store.version()
+    store.write_cell(cell_key="k1", sweep_id="s2", model=_model(), config={}, overall={},
+                     groups=_groups())  # fmt: skip
+    assert store.version("s1") == before  # another sweep's cell: s1's caches stay
+    assert store.version() != all_before and store.version("s2") != store.version("s1")
+    store.write_cell(cell_key="k2", sweep_id="s1", model=_model(), config={}, overall={},
+                     groups=_groups())  # fmt: skip
+    after = store.version("s1")
+    assert after != before
+    store.record_decision(subject="s1", kind="sweep", decision="accept", reviewer="Ana")
+    assert store.version("s1") == after  # decisions never count
