@@ -14,6 +14,7 @@ from fairprune.config import PruneConfig
 from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import head_of
 from fairprune.nets.flops import count_macs_params
+from fairprune.prune.groups import build_graph
 from fairprune.prune.objective import _task_loss, accumulate_gradients
 from fairprune.prune.registry import (
     CRITERIA,
@@ -167,16 +168,17 @@ def prune_model(
     # Torch-Pruning skips a layer whose kept channels would round down to zero (to fewer than
     # round_to), so ratios above 1 - r/C (C: the narrowest prunable layer) stop pruning that
     # layer: cap the search there
-    widths = [m.out_channels for m in base.modules() if isinstance(m, nn.Conv2d)]
+    widths = _conv_widths(base)
     r = max(int(getattr(config, "round_to", 1)), 1)
-    hi = min(config.max_layer_ratio, 1.0 - r / max(min(widths), 1) - 1e-6) if widths else 0.0
+    narrowest = min(widths.values(), default=0)
+    hi = min(config.max_layer_ratio, 1.0 - r / max(narrowest, 1) - 1e-6) if widths else 0.0
     best_red, best_model = reduction_at(hi)
     best_ratio = hi
     if best_red < target - config.tolerance and r > 1:
         # a uniform ratio stops where the narrowest layer keeps one block of round_to channels;
         # the wider layers can still give whole blocks, one group at a time
         best_red, best_model = _refine_aligned(
-            best_model, spec, config, input_size, macs0, calib, _conv_widths(base)
+            best_model, spec, config, input_size, macs0, calib, widths
         )
         best_ratio = None
     if best_red < target - config.tolerance:
@@ -210,9 +212,7 @@ def prune_model(
     if abs(best_red - target) > config.tolerance and r > 1:
         # whole blocks of round_to channels from a global ranking jump too far: one group's
         # block at a time from the closest uniform model below the target
-        red, pruned = _refine_aligned(
-            below[1], spec, config, input_size, macs0, calib, _conv_widths(base)
-        )
+        red, pruned = _refine_aligned(below[1], spec, config, input_size, macs0, calib, widths)
         if abs(red - target) < abs(best_red - target):
             best_red, best_model, best_ratio = red, pruned, None
     if abs(best_red - target) > config.tolerance:
@@ -245,10 +245,9 @@ def _refine_aligned(start, spec, config, input_size, macs0, calib, widths=None):
     widths = widths or _conv_widths(start)
     torch.manual_seed(config.seed)  # random importance
     importance = spec.importance()
-    example = torch.zeros(1, 3, input_size, input_size)
     red = 1.0 - count_macs_params(model, input_size)[0] / macs0
     while red < target - tol:
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+        graph = build_graph(model, input_size)
         # per candidate step: (overshoots the target, |overshoot| or importance lost per MAC
         # saved, group order, reduction reached, conv name, channels dropped)
         steps = []
@@ -265,9 +264,10 @@ def _refine_aligned(start, spec, config, input_size, macs0, calib, widths=None):
             scores = scores.detach().cpu()
             drop = torch.argsort(scores, stable=True)[:r].tolist()
             trial = copy.deepcopy(model)  # only to count the MACs the step would leave
-            trial_graph = tp.DependencyGraph().build_dependency(trial, example_inputs=example)
-            trial_root = dict(trial.named_modules())[name]
-            trial_graph.get_pruning_group(trial_root, tp.prune_conv_out_channels, drop).prune()
+            trial_root = trial.get_submodule(name)
+            build_graph(trial, input_size).get_pruning_group(
+                trial_root, tp.prune_conv_out_channels, drop
+            ).prune()
             new_red = 1.0 - count_macs_params(trial, input_size)[0] / macs0
             over = new_red > target + tol
             cost = (
@@ -280,8 +280,7 @@ def _refine_aligned(start, spec, config, input_size, macs0, calib, widths=None):
             break  # every group is down to its floor
         _, _, _, red, name, drop = min(steps, key=lambda s: s[:3])
         # in place, so a data-driven criterion keeps the (pruned) gradients it scores by
-        root = dict(model.named_modules())[name]
-        graph.get_pruning_group(root, tp.prune_conv_out_channels, drop).prune()
+        graph.get_pruning_group(model.get_submodule(name), tp.prune_conv_out_channels, drop).prune()
     model.zero_grad(set_to_none=True)
     return red, model
 
