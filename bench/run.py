@@ -69,13 +69,8 @@ from fairprune.evaluate import (  # noqa: E402
 )
 from fairprune.nets.architectures import build_model  # noqa: E402
 from fairprune.nets.checkpoint import save_dense_model  # noqa: E402
-from fairprune.nets.deploy import (  # noqa: E402
-    ONNXRUNTIME,
-    TORCH,
-    TORCH_DEPLOY,
-    onnxruntime_of,
-    runtimes,
-)
+from fairprune.nets.deploy import ONNXRUNTIME, TORCH, TORCH_DEPLOY, torch_deploy  # noqa: E402
+from fairprune.nets.onnx_io import export_onnx, load_onnx  # noqa: E402
 from fairprune.prune.targeting import prune_model  # noqa: E402
 from fairprune.train import finetune, train_dense  # noqa: E402
 
@@ -102,29 +97,39 @@ def runtime_speedups(dense, pruned: dict, input_size: int, args) -> tuple[dict, 
     ratios: dict = {}
     ms: dict = {}
     models = {"dense": dense, **pruned}
-    for threads in args.threads:
-        for name, runtime, level in RUNTIME_VARIANTS:
-            runners = {}
-            for label, model in models.items():
-                if runtime == ONNXRUNTIME:
-                    runners[label] = onnxruntime_of(
-                        model, input_size, threads=threads, optimization=level
-                    )
-                else:
-                    runners[label] = runtimes(model, input_size, threads=threads)[runtime]
-            table = latency_table(
-                runners, input_size, batch_sizes=(1, 64), rounds=max(args.repeats, 7),
-                min_images=128, threads=threads,
-            )  # fmt: skip
-            del runners  # onnxruntime sessions and their thread pools go before the next runtime
-            for clock, column in (("wall", "ms_per_image"), ("cpu", "cpu_ms_per_image")):
-                med = {(r.runtime, r.batch): getattr(r, column) for r in table.itertuples()}
-                per = {lab: {str(b): round(med[(lab, b)], 4) for b in (1, 64)} for lab in models}
-                ms.setdefault(clock, {}).setdefault(name, {})[str(threads)] = per
-                for lab in pruned:
-                    ratios.setdefault(lab, {}).setdefault(clock, {}).setdefault(name, {})[
-                        str(threads)
-                    ] = {b: round(per["dense"][b] / per[lab][b], 3) for b in ("1", "64")}
+    with tempfile.TemporaryDirectory(prefix="fairprune-bench-onnx-") as tmpdir:
+        tmp = Path(tmpdir)
+        onnx_files = {label: tmp / f"{label}.onnx" for label in models}
+        for label, model in models.items():  # each model exported (and verified) once
+            export_onnx(model, onnx_files[label], input_size=input_size)
+
+        def runner(label: str, runtime: str, level: str | None, threads: int):
+            if runtime == ONNXRUNTIME:
+                return load_onnx(onnx_files[label], input_size=input_size, threads=threads,
+                                 optimization=level)[0]  # fmt: skip
+            if runtime == TORCH_DEPLOY:
+                return torch_deploy(models[label])
+            return copy.deepcopy(models[label]).cpu().eval()
+
+        for threads in args.threads:
+            for name, runtime, level in RUNTIME_VARIANTS:
+                runners = {label: runner(label, runtime, level, threads) for label in models}
+                table = latency_table(
+                    runners, input_size, batch_sizes=(1, 64), rounds=max(args.repeats, 7),
+                    min_images=128, threads=threads,
+                )  # fmt: skip
+                # onnxruntime sessions and their thread pools go before the next runtime
+                del runners
+                for clock, column in (("wall", "ms_per_image"), ("cpu", "cpu_ms_per_image")):
+                    med = {(r.runtime, r.batch): getattr(r, column) for r in table.itertuples()}
+                    per = {
+                        lab: {str(b): round(med[(lab, b)], 4) for b in (1, 64)} for lab in models
+                    }
+                    ms.setdefault(clock, {}).setdefault(name, {})[str(threads)] = per
+                    for lab in pruned:
+                        ratios.setdefault(lab, {}).setdefault(clock, {}).setdefault(name, {})[
+                            str(threads)
+                        ] = {b: round(per["dense"][b] / per[lab][b], 3) for b in ("1", "64")}
     return ratios, ms
 
 
