@@ -1,15 +1,23 @@
-"""Background sweep jobs for the dashboard: a sweep runs in a thread, the page polls its state.
+"""Background sweep jobs for the dashboard: a sweep runs away from the pages, a page polls its state.
 
-The thread is the driver: it runs the units itself (serial) or sends them to Ray (a local Ray
-kept running between sweeps, or a cluster at an address), and writes every cell to the stores as
-it arrives. Cells land in the results store as they finish, so a cancelled (or crashed) job loses
-at most the cells in progress, and rerunning the same sweep resumes it. Jobs are process-wide,
-keyed by sweep id: two browser sessions asking for the same sweep share one job instead of racing.
+A sweep on this machine, one cell after another, runs in a child process at a lower CPU priority
+(``fairprune.app.sweep_process``): it is the driver, writes every cell to the stores as it
+finishes and reports each step on a pipe, which a thread here reads into the job. A sweep on Ray
+is driven by a thread of this process, which sends the units to Ray (a local Ray kept running
+between sweeps, or a cluster at an address) and writes every cell as it arrives. Either way
+cells land in the results store as they finish, so a cancelled (or crashed) job loses at most the
+cells in progress, and rerunning the same sweep resumes it. Jobs are process-wide, keyed by sweep
+id: two browser sessions asking for the same sweep share one job instead of racing.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,7 +31,7 @@ from fairprune.errors import FairpruneError
 log = logging.getLogger(__name__)
 
 RUN_ON = {
-    "serial": "This process (one cell after another)",
+    "serial": "This machine, one cell after another (a background process)",
     "local": "Local Ray (workers on this machine)",
     "cluster": "Ray cluster (an address)",
 }
@@ -31,8 +39,18 @@ RUN_ON = {
 ERR_NO_ADDRESS = "enter the Ray cluster's address (auto, or ray://HOST:10001), or choose Local Ray."
 ERR_RUN_ON = "unknown place to run {value!r}; choose one of: {choices}."
 CELL_STATES = ("stored earlier", "queued", "running", "done", "not run")
-"""A cell's state in a job: in the store before it started, waiting, on a worker (or this
+"""A cell's state in a job: in the store before it started, waiting, on a worker (or the sweep's
 process), written by this job, or dropped by a cancel or an error."""
+SERIAL_WHERE = "this machine (a background process, one cell after another)"
+NICE_ENV = "FAIRPRUNE_SWEEP_NICE"
+NICE_DEFAULT = 10
+"""How much lower than the dashboard's the CPU priority of a sweep on this machine is (POSIX
+niceness, 0–19): pages drawn during a sweep come first, the sweep gets the rest."""
+ERR_NO_PROCESS = "could not start the sweep's process ({error}); try again, or run it on Ray."
+ERR_PROCESS_ENDED = (
+    "the sweep's process stopped before it finished (exit status {code}); the cells it finished "
+    "are in the results store: run the sweep again to resume."
+)
 
 
 @dataclass
@@ -48,23 +66,26 @@ class SweepJob:
     error: str = ""  # one-line message when failed
     resumed: int = 0  # cells already in the store when the job started (skipped, not rerun)
     landed: list[str] = field(default_factory=list)  # pruned cells this job wrote, in order
-    where: str = "this process"  # where the units run, in words
+    where: str = SERIAL_WHERE  # where the units run, in words
     cells: dict = field(default_factory=dict)  # cell key → {criterion, loss, level, seed, state}
     started: float = field(default_factory=time.time)
     finished: float | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+    _process: subprocess.Popen | None = field(default=None, repr=False)
 
     def cancel(self) -> None:
         """Ask the job to stop; finished cells stay in the store."""
         self._stop.set()
+        if self._process is not None:
+            _tell(self._process, "cancel")
 
     @property
     def running(self) -> bool:
         return self.state == "running"
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the thread ends (tests, the CLI)."""
+        """Block until the job ends (tests, the CLI)."""
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -91,7 +112,7 @@ def _executor(run_on: str, workers: int | None, address: str | None, gpus_per_ce
     if run_on not in RUN_ON:
         raise FairpruneError(ERR_RUN_ON.format(value=run_on, choices=", ".join(RUN_ON)))
     if run_on == "serial":
-        return None, "this process"
+        return None, SERIAL_WHERE
     address = (address or "").strip() or None
     if run_on == "cluster" and address is None:
         raise FairpruneError(ERR_NO_ADDRESS)
@@ -113,27 +134,28 @@ def start_sweep(
     address: str | None = None,
     gpus_per_cell: float = 0.0,
 ) -> SweepJob:
-    """Start ``config`` in a background thread, or return the job already running it.
+    """Start ``config`` in the background, or return the job already running it.
 
     Parameters
     ----------
     config : SweepConfig
     results_path, models_dir : path
-        The stores; only this process writes them, whoever runs the cells.
+        The stores; only the sweep's driver writes them (its process on this machine, or this
+        process for Ray), whoever runs the cells.
     run_on : {"serial", "local", "cluster"}
-        This process, a local Ray, or the Ray cluster at ``address`` (``RUN_ON``).
+        This machine in a child process at a lower CPU priority (``sweep_niceness``), a local
+        Ray, or the Ray cluster at ``address`` (``RUN_ON``).
     workers, address, gpus_per_cell
         Ray's options (``fairprune.sweep.distributed.RayExecutor``).
 
     Raises
     ------
     FairpruneError
-        A bad grid, dense model or Ray option (before any thread starts).
+        A bad grid, dense model or Ray option (before anything starts).
     """
     from fairprune.nets.imports import load_model
     from fairprune.sweep.grid import cell_key_for, iter_cells, sweep_id_for, validate_sweep
     from fairprune.sweep.results import ResultsStore
-    from fairprune.sweep.runner import run_sweep
 
     validate_sweep(config)  # bad grids fail here, in the caller, not in the thread
     executor, where = _executor(run_on, workers, address, gpus_per_cell)
@@ -156,42 +178,141 @@ def start_sweep(
                        cells=states)  # fmt: skip
         _jobs[key] = job
 
-    def progress(done: int, total: int, info: str) -> None:
-        job.done, job.total, job.info = done, total, info
-
-    def on_unit(unit) -> None:
-        job._set([cell_key_for(key, c) for c in unit.cells], "running", ("queued",))
-
-    def on_cell(cell_key: str) -> None:
-        job._set([cell_key], "done")
-        job.landed.append(cell_key)
-
-    def run() -> None:
+    if executor is None:
         try:
-            run_sweep(
-                config,
-                store=store,
-                models_dir=models_dir,
-                progress=progress,
-                should_stop=job._stop.is_set,
-                on_cell=on_cell,
-                on_unit=on_unit,
-                executor=executor,
-            )
-            job.state = "cancelled" if job._stop.is_set() else "finished"
-        except FairpruneError as exc:
-            job.state, job.error = "failed", str(exc)
-        except Exception as exc:  # noqa: BLE001 - reported on the page, logged in full
-            log.exception("sweep %s failed", key)
-            job.state = "failed"
-            job.error = f"the sweep stopped on an unexpected error ({type(exc).__name__}: {exc})"
-        finally:
-            job._set(list(job.cells), "not run", ("queued", "running"))
-            job.finished = time.time()
-
-    job._thread = threading.Thread(target=run, name=f"sweep-{key}", daemon=True)
+            job._process = _spawn(job, results_path, models_dir)
+        except OSError as exc:  # no process to be had (limits, a missing interpreter)
+            _end(job, "failed", ERR_NO_PROCESS.format(error=exc))
+            return job
+        target = _follow
+    else:
+        target = _drive
+    job._thread = threading.Thread(target=target, args=(job, store, models_dir, executor),
+                                   name=f"sweep-{key}", daemon=True)  # fmt: skip
     job._thread.start()
     return job
+
+
+def _progress(job: SweepJob, done: int, total: int, info: str) -> None:
+    job.done, job.total, job.info = done, total, info
+
+
+def _unit_started(job: SweepJob, cell_keys: list[str]) -> None:
+    job._set(cell_keys, "running", ("queued",))
+
+
+def _cell_landed(job: SweepJob, cell_key: str) -> None:
+    job._set([cell_key], "done")
+    job.landed.append(cell_key)
+
+
+def _end(job: SweepJob, state: str, error: str = "") -> None:
+    job.state, job.error = state, error
+    job._set(list(job.cells), "not run", ("queued", "running"))
+    job.finished = time.time()
+
+
+def _drive(job: SweepJob, store, models_dir, executor) -> None:
+    """The thread that drives a sweep on Ray: run_sweep here, the units on Ray's workers."""
+    from fairprune.sweep.grid import cell_key_for
+    from fairprune.sweep.runner import run_sweep
+
+    try:
+        run_sweep(
+            job.config,
+            store=store,
+            models_dir=models_dir,
+            progress=lambda done, total, info: _progress(job, done, total, info),
+            should_stop=job._stop.is_set,
+            on_cell=lambda cell_key: _cell_landed(job, cell_key),
+            on_unit=lambda unit: _unit_started(job, [cell_key_for(job.key, c) for c in unit.cells]),
+            executor=executor,
+        )
+        _end(job, "cancelled" if job._stop.is_set() else "finished")
+    except FairpruneError as exc:
+        _end(job, "failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 - reported on the page, logged in full
+        log.exception("sweep %s failed", job.key)
+        _end(job, "failed", unexpected_error(exc))
+
+
+def unexpected_error(exc: BaseException) -> str:
+    """The page's line for an error that is not one of fairprune's own (logged in full)."""
+    return f"the sweep stopped on an unexpected error ({type(exc).__name__}: {exc})"
+
+
+def sweep_niceness() -> int:
+    """``FAIRPRUNE_SWEEP_NICE`` (0–19), or ``NICE_DEFAULT`` with a warning when it is not one."""
+    raw = os.environ.get(NICE_ENV, "").strip()
+    if not raw:
+        return NICE_DEFAULT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value == int(value) and 0 <= value <= 19):
+        log.warning("%s=%r is not a whole number from 0 to 19; using %d", NICE_ENV, raw,
+                    NICE_DEFAULT)  # fmt: skip
+        return NICE_DEFAULT
+    return int(value)
+
+
+def _spawn(job: SweepJob, results_path, models_dir) -> subprocess.Popen:
+    """Start the sweep's process and hand it the sweep (``fairprune.app.sweep_process``)."""
+    import torch
+
+    from fairprune.config import config_to_dict
+
+    request = {
+        "key": job.key, "config": config_to_dict(job.config), "results": str(results_path),
+        "models": str(models_dir), "nice": sweep_niceness(), "threads": torch.get_num_threads(),
+    }  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fairprune.app.sweep_process"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+    )  # fmt: skip
+    _tell(process, json.dumps(request))
+    return process
+
+
+def _tell(process: subprocess.Popen, line: str) -> None:
+    """Write one line to the sweep's process; one that has ended already needs telling nothing."""
+    try:
+        process.stdin.write(line + "\n")
+        process.stdin.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+
+
+def _follow(job: SweepJob, _store, _models_dir, _executor) -> None:
+    """The thread that reads the sweep's process's reports into the job, to its end."""
+    process = job._process
+    ended = False
+    try:
+        for line in process.stdout:
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("sweep %s: not a report: %r", job.key, line[:200])
+                continue
+            kind = message.get("t")
+            if kind == "progress":
+                _progress(job, message["done"], message["total"], message["info"])
+            elif kind == "unit":
+                _unit_started(job, message["cells"])
+            elif kind == "cell":
+                _cell_landed(job, message["key"])
+            elif kind == "end":
+                _end(job, message["state"], message.get("error", ""))
+                ended = True
+    finally:
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+        code = process.wait()
+        if not ended:
+            _end(job, "failed", ERR_PROCESS_ENDED.format(code=code))
 
 
 def get_job(key: str) -> SweepJob | None:
