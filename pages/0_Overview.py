@@ -4,7 +4,7 @@ import html
 
 import streamlit as st
 
-from fairprune.app import charts, ui, views
+from fairprune.app import ui, views
 
 ui.setup_page("Overview")
 st.title("fairprune — who does pruning hurt?")
@@ -71,7 +71,7 @@ ui.group_legend(long["group"].unique())
 dense = cells[cells["criterion"] == "dense"]
 left, right = st.columns([3, 1])
 with left:
-    st.plotly_chart(charts.accuracy_vs_reduction(long), width="stretch", key="overview_main")
+    st.plotly_chart(ui.sweep_chart(sweep_id), width="stretch", key="overview_main")
 ui.pause_for_first_view()
 with right:
     st.subheader("Dense model")

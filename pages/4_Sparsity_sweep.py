@@ -118,7 +118,7 @@ def live() -> None:
     cells = ui.cells_table(job.key)
     if not cells.empty:
         st.dataframe(views.cells_overview(cells), hide_index=True, key="sweep_live_cells")
-        st.plotly_chart(charts.accuracy_vs_reduction(ui.long_table(job.key)), width="stretch",
+        st.plotly_chart(ui.sweep_chart(job.key), width="stretch",
                         key="sweep_live_chart")  # fmt: skip
     if not job.running and st.session_state.get("sweep_seen_done") != job.key:
         st.session_state["sweep_seen_done"] = job.key
@@ -140,7 +140,7 @@ c1, c2 = st.columns(2)
 criterion = c1.selectbox("Criterion", crits, key="sweep_view_criterion") if crits else None
 shown = c2.multiselect("Losses", sorted(long["loss"].unique()), key="sweep_view_losses",
                        default=[x for x in sorted(long["loss"].unique()) if x != "dense"])  # fmt: skip
-st.plotly_chart(charts.accuracy_vs_reduction(long, criterion=criterion, losses=shown + ["dense"]),
+st.plotly_chart(ui.sweep_chart(sweep_id, criterion=criterion, losses=shown + ["dense"]),
                 width="stretch", key="sweep_chart_acc")  # fmt: skip
 ui.pause_for_first_view()
 headline.markdown(

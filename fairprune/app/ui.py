@@ -224,6 +224,26 @@ def long_table(sweep_id: str | None = None) -> pd.DataFrame:
     return _long(str(results_path()), store_version(sweep_id), sweep_id)
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _sweep_chart(path: str, version: str, sweep_id: str | None, criterion, losses):
+    from fairprune.app import charts
+
+    long = _long(path, version, sweep_id)
+    return charts.accuracy_vs_reduction(
+        long, criterion=criterion, losses=None if losses is None else list(losses)
+    )
+
+
+def sweep_chart(sweep_id: str | None, criterion: str | None = None, losses=None):
+    """``charts.accuracy_vs_reduction`` of a sweep's long table, built once per version of the
+    sweep and shared by every session (plotly builds it in ~70 ms; the live panel of a running
+    sweep redraws it every second). ``st.plotly_chart`` copies a figure before sending it, so
+    the shared one is never changed."""
+    results_store()
+    losses = None if losses is None else tuple(losses)
+    return _sweep_chart(str(results_path()), store_version(sweep_id), sweep_id, criterion, losses)
+
+
 def cells_table(sweep_id: str | None = None) -> pd.DataFrame:
     """The store's cells table (cached until the store changes)."""
     results_store()
@@ -236,8 +256,19 @@ def sweeps_table() -> pd.DataFrame:
     return _sweeps(str(results_path()), store_version())
 
 
+SESSION_SWEEP = "fp_sweep"
+"""Session state: the sweep this session looks at, carried from page to page."""
+
+
 def pick_sweep(key: str, label: str = "Sweep") -> str | None:
-    """A select box over the store's sweeps (newest first); None when the store is empty."""
+    """A select box over the store's sweeps (newest first); None when the store is empty.
+
+    It starts on the sweep this session chose last, on any page, so moving between pages keeps
+    the sweep in view. A session that has not chosen one starts on the newest sweep that no job
+    is still running: a sweep another session has just started is listed, not shown unasked.
+    """
+    from fairprune.app import jobs
+
     sweeps = sweeps_table()
     sweeps = sweeps[sweeps["cells"] > 0]
     if sweeps.empty:
@@ -247,7 +278,14 @@ def pick_sweep(key: str, label: str = "Sweep") -> str | None:
         row.sweep_id: f"{row.name or row.sweep_id} · {row.cells} models · {row.sweep_id}"
         for row in sweeps.itertuples()
     }
-    return st.selectbox(label, list(labels), format_func=labels.get, key=key)
+    if st.session_state.get(key) not in labels:
+        running = {job.key for job in jobs.running_jobs()}
+        idle = [s for s in labels if s not in running]
+        chosen = st.session_state.get(SESSION_SWEEP)
+        st.session_state[key] = chosen if chosen in labels else (idle or list(labels))[0]
+    picked = st.selectbox(label, list(labels), format_func=labels.get, key=key)
+    st.session_state[SESSION_SWEEP] = picked
+    return picked
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=64)

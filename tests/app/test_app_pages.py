@@ -234,7 +234,7 @@ def test_sweep_page_runs_a_sweep_in_the_background(private_store):
     assert "Sweep finished" in [h.value for h in at.subheader]
     states = at.dataframe[0].value  # each cell's state, as results arrive
     assert states[["loss", "level", "state"]].values.tolist() == [["pw_soft", 0.75, "done"]]
-    assert "Running on this process." in _texts(at)
+    assert "Running on this machine (a background process, one cell after another)." in _texts(at)
     assert len(at.dataframe[1].value) == 2  # the live table: dense + the new cell
     # the same settings again: nothing is recomputed, the page says so
     at.button(key="sweep_run").click().run()
@@ -529,6 +529,48 @@ def _copy_cell(path, cell_key: str, new_key: str, sweep_id: str, n_boot: int) ->
                 cols = ", ".join(row)
                 conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(row))})",
                              tuple(row.values()))  # fmt: skip
+
+
+def _copy_sweep(path, sweep_id: str, new_id: str) -> None:
+    """Store a sweep again, cells and all, as a newer sweep ``new_id``."""
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        row = dict(conn.execute("SELECT * FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone())
+        row.update(sweep_id=new_id, name=f"{new_id} sweep", created=row["created"] + 1e6)
+        conn.execute(f"INSERT INTO sweeps ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                     tuple(row.values()))  # fmt: skip
+    for key in ResultsStore(path).cells(sweep_id)["cell_key"]:
+        _copy_cell(path, key, f"{new_id}-{key}", new_id, 50)
+
+
+def test_the_sweep_a_session_chose_stays_in_view_from_page_to_page(own_store):
+    _copy_sweep(own_store["results"], own_store["sweep_id"], "newer")
+    at = _run("app.py")
+    assert at.selectbox(key="overview_sweep").value == "newer"  # the newest, unasked
+    at.selectbox(key="overview_sweep").set_value(own_store["sweep_id"]).run()
+    for page, key in (("pages/6_Report.py", "report_sweep"),
+                      ("pages/4_Sparsity_sweep.py", "sweep_pick")):  # fmt: skip
+        at.switch_page(page).run()
+        assert not at.exception
+        assert at.selectbox(key=key).value == own_store["sweep_id"], page
+    at.selectbox(key="sweep_pick").set_value("newer").run()
+    at.switch_page("app.py").run()
+    assert at.selectbox(key="overview_sweep").value == "newer"
+
+
+def test_a_sweep_another_session_is_running_is_listed_not_shown_unasked(own_store, monkeypatch):
+    from types import SimpleNamespace
+
+    from fairprune.app import jobs
+
+    _copy_sweep(own_store["results"], own_store["sweep_id"], "newer")
+    monkeypatch.setattr(jobs, "running_jobs", lambda: [SimpleNamespace(key="newer")])
+    at = _run("pages/6_Report.py")
+    box = at.selectbox(key="report_sweep")
+    assert box.value == own_store["sweep_id"]
+    assert [o.split(" · ")[-1] for o in box.options] == ["newer", own_store["sweep_id"]]
 
 
 def test_audit_starts_from_resamples_every_chosen_model_has_stored(own_store, monkeypatch):
