@@ -161,3 +161,20 @@ def test_sweep_niceness_setting(raw, want, warns, monkeypatch, caplog):
         monkeypatch.setenv(jobs.NICE_ENV, raw)
     assert jobs.sweep_niceness() == want
     assert any(jobs.NICE_ENV in r.getMessage() for r in caplog.records) == warns
+
+
+def test_the_dashboard_server_does_not_collect_garbage_after_every_run():
+    """Streamlit's default is a full gc.collect() after every script run: 0.25-0.5 s holding the
+    interpreter's lock, after every page, widget and live-panel rerun (each second while a
+    sweep runs), which stalled every other session. Read as the server reads it, from the
+    project's .streamlit/config.toml in the folder it is started from."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import streamlit.config as c; c.get_config_options(force_reparse=True); "
+            "print(c.get_option('runner.postScriptGC'), c.get_option('server.fileWatcherType'))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True, env={**os.environ, "HOME": "/nonexistent"})  # fmt: skip
+    assert out.stdout.split() == ["False", "none"]
