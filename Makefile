@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 
 demo: install
 	$(PY) -m fairprune demo --only-seeds 0
-	mkdir -p data && (nohup $(PY) -m fairprune demo > data/demo-seeds.log 2>&1 &)
+	mkdir -p data && (nohup nice -n 10 $(PY) -m fairprune demo > data/demo-seeds.log 2>&1 &)
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 app: install
