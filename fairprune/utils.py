@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, info)``: long work reports through this; the library never prints."""
@@ -76,3 +81,19 @@ def stable_hash(obj: object, length: int = 16) -> str:
 
 def noop_progress(done: int, total: int, info: str) -> None:
     """A progress callback that ignores its arguments."""
+
+
+def env_number(name: str) -> float | None:
+    """The finite number in the environment variable ``name``: None when it is unset or empty,
+    and None with a warning when it is not a finite number (the caller keeps its default)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        log.warning("%s=%r is not a number; using the default", name, raw)
+        return None
+    return value

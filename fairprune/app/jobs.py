@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
 import subprocess
 import sys
 import threading
@@ -184,11 +182,10 @@ def start_sweep(
         except OSError as exc:  # no process to be had (limits, a missing interpreter)
             _end(job, "failed", ERR_NO_PROCESS.format(error=exc))
             return job
-        target = _follow
+        target, args = _follow, (job,)
     else:
-        target = _drive
-    job._thread = threading.Thread(target=target, args=(job, store, models_dir, executor),
-                                   name=f"sweep-{key}", daemon=True)  # fmt: skip
+        target, args = _drive, (job, store, models_dir, executor)
+    job._thread = threading.Thread(target=target, args=args, name=f"sweep-{key}", daemon=True)
     job._thread.start()
     return job
 
@@ -243,15 +240,13 @@ def unexpected_error(exc: BaseException) -> str:
 
 def sweep_niceness() -> int:
     """``FAIRPRUNE_SWEEP_NICE`` (0–19), or ``NICE_DEFAULT`` with a warning when it is not one."""
-    raw = os.environ.get(NICE_ENV, "").strip()
-    if not raw:
+    from fairprune.utils import env_number
+
+    value = env_number(NICE_ENV)
+    if value is None:
         return NICE_DEFAULT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value == int(value) and 0 <= value <= 19):
-        log.warning("%s=%r is not a whole number from 0 to 19; using %d", NICE_ENV, raw,
+    if not (value == int(value) and 0 <= value <= 19):
+        log.warning("%s=%s is not a whole number from 0 to 19; using %d", NICE_ENV, value,
                     NICE_DEFAULT)  # fmt: skip
         return NICE_DEFAULT
     return int(value)
@@ -284,7 +279,7 @@ def _tell(process: subprocess.Popen, line: str) -> None:
         pass
 
 
-def _follow(job: SweepJob, _store, _models_dir, _executor) -> None:
+def _follow(job: SweepJob) -> None:
     """The thread that reads the sweep's process's reports into the job, to its end."""
     process = job._process
     ended = False

@@ -11,8 +11,6 @@ import contextlib
 import html
 import json
 import logging
-import math
-import os
 import time
 from pathlib import Path
 
@@ -129,17 +127,10 @@ _sleep = time.sleep
 
 def first_view_pause() -> float:
     """Seconds the run that brings a session to a page pauses after its first chart."""
-    value = os.environ.get("FAIRPRUNE_FIRST_VIEW_PAUSE", "")
-    if not value:
-        return FIRST_VIEW_PAUSE_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not math.isfinite(seconds):
-        log.warning("FAIRPRUNE_FIRST_VIEW_PAUSE=%r is not a number of seconds", value)
-        return FIRST_VIEW_PAUSE_S
-    return max(seconds, 0.0)
+    from fairprune.utils import env_number
+
+    seconds = env_number("FAIRPRUNE_FIRST_VIEW_PAUSE")
+    return FIRST_VIEW_PAUSE_S if seconds is None else max(seconds, 0.0)
 
 
 def pause_for_first_view() -> None:
@@ -558,14 +549,8 @@ def sweep_methods(sweep_id: str | None, reference: str | None = None) -> dict:
 def _report(path: str, version: str, sweep_id: str, n_decisions: int, title: str, synthetic: bool,
             _long, _cells, _sweeps, _decisions) -> str:  # fmt: skip
     from fairprune.app.report import build_report
-    from fairprune.sweep.findings import NO_PRUNED
 
-    try:
-        findings, head = _findings(path, version, sweep_id)
-    except FairpruneError as exc:  # an unreadable sweep: the report says so where the headline goes
-        findings, headline = None, str(exc)
-    else:
-        headline = head["headline"] if head else NO_PRUNED
+    findings, headline = _headline(path, version, sweep_id)
     try:
         methods = _methods(path, version, sweep_id, None)
     except FairpruneError:  # nothing pruned to compare yet: the report goes without the table
@@ -585,15 +570,22 @@ def report_builder(sweep_id: str, long, cells, sweeps, decisions, *, title: str,
                            sweeps, decisions)  # fmt: skip
 
 
-def headline_text(sweep_id: str | None) -> str:
-    """The sweep's headline sentence, or what to do when there is nothing to compare yet."""
+def _headline(path: str, version: str, sweep_id: str | None):
+    """(findings table or None, headline sentence) of a sweep: its headline, what to do when
+    there is nothing to compare yet, or the one-line error of an unreadable sweep."""
     from fairprune.sweep.findings import NO_PRUNED
 
     try:
-        _, head = sweep_findings(sweep_id)
+        findings, head = _findings(path, version, sweep_id)
     except FairpruneError as exc:
-        return str(exc)
-    return head["headline"] if head else NO_PRUNED
+        return None, str(exc)
+    return findings, head["headline"] if head else NO_PRUNED
+
+
+def headline_text(sweep_id: str | None) -> str:
+    """The sweep's headline sentence, or what to do when there is nothing to compare yet."""
+    results_store()
+    return _headline(str(results_path()), store_version(sweep_id), sweep_id)[1]
 
 
 def decisions(sweep_id: str | None = None, subject: str | None = None) -> pd.DataFrame:
