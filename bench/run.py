@@ -31,6 +31,9 @@ Each ratio is measured in one run, the two sides interleaved and repeated, media
   × the demo's levels, the demo's fine-tuning) run on a local Ray with 2 workers ÷ the same sweep
   run serially in this process, Ray start-up and shut-down included, both from empty stores in
   this one run. Target ≤ 0.8 on 2 cores. ``--only ray`` runs just this; ``--only core`` skips it.
+- cells (``--only cells``, ``bench/cells.py``): seconds of one demo cell per FLOPs level —
+  pruning, fine-tuning, audit — for Taylor + CE and PW-Taylor + PW side by side, and one seed's
+  total; what decides how many seeds the demo affords.
 - page_first_chart_s: seconds to the first chart per dashboard page, as measured by the browser
   test (tests/app/test_browser.py writes artifacts/page_timings.json), when present: opened in a
   new tab (``warm``, ``during_sweep``, ``after_sweep``) and switched to from the sidebar
@@ -70,8 +73,9 @@ from fairprune.evaluate import (  # noqa: E402
 from fairprune.nets.architectures import build_model  # noqa: E402
 from fairprune.nets.checkpoint import save_dense_model  # noqa: E402
 from fairprune.nets.deploy import ONNXRUNTIME, TORCH, TORCH_DEPLOY, torch_deploy  # noqa: E402
-from fairprune.nets.onnx_io import export_onnx, load_onnx  # noqa: E402
-from fairprune.prune.targeting import prune_model  # noqa: E402
+from fairprune.nets.onnx_export import export_onnx  # noqa: E402
+from fairprune.nets.onnx_runtime import load_onnx  # noqa: E402
+from fairprune.prune.registry import prune_model  # noqa: E402
 from fairprune.train import finetune, train_dense  # noqa: E402
 
 
@@ -208,11 +212,17 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, nargs="+", default=[1, 2], help="intra-op threads to compare"
     )
-    parser.add_argument("--only", choices=["all", "core", "ray", "speed"], default="all",
+    parser.add_argument("--only", choices=["all", "core", "ray", "speed", "cells"], default="all",
                         help="core: the training/eval/latency ratios; ray: the Ray sweep ratio; "
-                        "speed: the pruned speed-ups on every runtime only")  # fmt: skip
+                        "speed: the pruned speed-ups on every runtime only; cells: the cost of "
+                        "one demo cell per level, Taylor + CE beside PW-Taylor + PW "
+                        "(bench/cells.py)")  # fmt: skip
     args = parser.parse_args()
     args.speed_only = args.only == "speed"
+    if args.only == "cells":
+        from bench.cells import main as cells_main
+
+        return cells_main(["--json"] if args.json else [])
 
     bundle = load_dataset("synthderm")
     train, test = bundle.splits["train"], bundle.splits["test"]

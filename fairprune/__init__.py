@@ -35,8 +35,8 @@ _EXPORTS: dict[str, str] = {
     "save_model": "fairprune.nets",
     "list_models": "fairprune.nets",
     "model_from_state": "fairprune.nets.foreign",
-    "export_onnx": "fairprune.nets.onnx_io",
-    "load_onnx": "fairprune.nets.onnx_io",
+    "export_onnx": "fairprune.nets.onnx_export",
+    "load_onnx": "fairprune.nets.onnx_runtime",
     "load_for_audit": "fairprune.nets.onnx_io",
     # pruning
     "CRITERIA": "fairprune.prune",

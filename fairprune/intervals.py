@@ -6,7 +6,16 @@ test set (stratified by group, so every group keeps its size) and measures every
 Seeds are the unit of evidence for training randomness, so each replicate also resamples the seeds
 (with replacement; two arms that share seeds — PW and CE fine-tuning of the same pruned model —
 draw the same seeds). The point estimate is the difference of the seed-averaged statistics on the
-original data; the interval is the percentile interval of the replicates.
+original data; the interval is the *basic* (pivotal) bootstrap interval
+[2θ̂ − q_hi, 2θ̂ − q_lo] of the replicates, not the percentile one: a gap is a max − min, whose
+bootstrap replicates sit above the estimate (the maximum of noisy group accuracies is biased
+upward), and the basic interval reflects that bias back instead of inheriting it. A stated estimate
+always lies inside its interval: where the replicates do not straddle the estimate (the bias is
+larger than the spread), the interval is widened to reach it, never narrowed.
+
+Beside every comparison the smallest difference the run could have detected is reported:
+:func:`mde`, the minimum detectable effect at 80% power and a two-sided 5% level,
+(z_0.975 + z_0.8) × the bootstrap standard error of the difference.
 
 A difference is called a difference only when its interval excludes zero (:func:`verdict`).
 The Overview, the Sweep page, the Audit page's A/B comparison, the Methods page, the report and
@@ -19,6 +28,7 @@ else resamples.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -32,15 +42,12 @@ WIDER, NARROWER, NO_DIFFERENCE = "wider", "narrower", "no_difference"
 
 @dataclass(frozen=True)
 class Interval:
-    """An estimate with its percentile interval (same units as the estimate)."""
+    """An estimate with its bootstrap interval (same units as the estimate)."""
 
     estimate: float
     low: float
     high: float
-
-    @property
-    def excludes_zero(self) -> bool:
-        return self.low > 0 or self.high < 0
+    se: float = float("nan")  # bootstrap standard error (the replicates' standard deviation)
 
     def as_dict(self, scale: float = 1.0) -> dict:
         """``{"estimate", "low", "high"}``, multiplied by ``scale`` (100 for points)."""
@@ -133,13 +140,40 @@ def _replicate_acc(correct: np.ndarray, groups, counts) -> np.ndarray:
     return np.stack(cols, axis=2)
 
 
-def _gap(acc: np.ndarray) -> np.ndarray:
+def seed_gaps(acc) -> np.ndarray:
+    """Each model's max − min group accuracy: (…, G) group accuracies → (…)."""
+    acc = np.asarray(acc, dtype=float)
     return acc.max(axis=-1) - acc.min(axis=-1)
 
 
-def _percentile(diffs: np.ndarray, estimate: float, ci: float) -> Interval:
-    lo, hi = np.quantile(diffs, [(1 - ci) / 2, 1 - (1 - ci) / 2])
-    return Interval(float(estimate), float(lo), float(hi))
+
+def _basic(replicates: np.ndarray, estimate: float, ci: float) -> Interval:
+    """The basic bootstrap interval around ``estimate``, widened to contain it if need be."""
+    q_lo, q_hi = np.quantile(replicates, [(1 - ci) / 2, 1 - (1 - ci) / 2])
+    est = float(estimate)
+    low, high = 2 * est - float(q_hi), 2 * est - float(q_lo)
+    se = float(np.std(replicates, ddof=1)) if len(replicates) > 1 else 0.0
+    return Interval(est, min(low, est), max(high, est), se)
+
+
+def mde(iv: Interval, *, ci: float = 0.95, power: float = 0.8) -> float:
+    """The minimum detectable effect of a comparison: the smallest true difference the run would
+    call a difference (its interval excluding 0) with probability ``power``, from the bootstrap
+    standard error: (z_(1 − α/2) + z_power) · se (2.80 · se at 95% and 80% power)."""
+    z = NormalDist()
+    return float((z.inv_cdf(1 - (1 - ci) / 2) + z.inv_cdf(power)) * iv.se)
+
+
+def seed_gap(acc) -> float:
+    """THE gap of a set of models: the mean over seeds of each seed's max − min group accuracy.
+
+    ``acc`` is (S, G) (one row per seed's model; a single model is (1, G) or (G,)). Every page,
+    chart, table, report and CLI output states this number (as points, ×100).
+    """
+    a = np.asarray(acc, dtype=float)
+    if a.ndim == 1:
+        a = a[None, :]
+    return float(seed_gaps(a).mean())
 
 
 def arm_replicates(
@@ -256,8 +290,14 @@ def require_two_groups(groups) -> None:
 def gap_difference(a, b, ci: float = 0.95) -> Interval:
     """gap(B) − gap(A), seeds averaged, from two arms of one :func:`arm_replicates` call."""
     (est_a, rep_a), (est_b, rep_b) = a, b
-    diffs = _gap(rep_b).mean(axis=1) - _gap(rep_a).mean(axis=1)
-    return _percentile(diffs, _gap(est_b).mean() - _gap(est_a).mean(), ci)
+    diffs = seed_gaps(rep_b).mean(axis=1) - seed_gaps(rep_a).mean(axis=1)
+    return _basic(diffs, seed_gap(est_b) - seed_gap(est_a), ci)
+
+
+def gap_interval(arm, ci: float = 0.95) -> Interval:
+    """One arm's gap (:func:`seed_gap`) with its interval, from an :func:`arm_replicates` arm."""
+    est, rep = arm
+    return _basic(seed_gaps(rep).mean(axis=1), seed_gap(est), ci)
 
 
 def group_drops(a, b, ci: float = 0.95) -> list[Interval]:
@@ -265,12 +305,13 @@ def group_drops(a, b, ci: float = 0.95) -> list[Interval]:
     :func:`arm_replicates` call; one Interval per group code."""
     (est_a, rep_a), (est_b, rep_b) = a, b
     drop, est = rep_a.mean(axis=1) - rep_b.mean(axis=1), est_a.mean(axis=0) - est_b.mean(axis=0)
-    return [_percentile(drop[:, g], est[g], ci) for g in range(drop.shape[1])]
+    return [_basic(drop[:, g], est[g], ci) for g in range(drop.shape[1])]
 
 
 def interval(replicates, estimate: float, ci: float = 0.95) -> Interval:
-    """The percentile interval of a statistic's bootstrap replicates around its estimate."""
-    return _percentile(np.asarray(replicates, dtype=float), float(estimate), ci)
+    """The basic bootstrap interval of a statistic's replicates around its estimate (the one
+    interval rule of the project; it always contains the estimate)."""
+    return _basic(np.asarray(replicates, dtype=float), float(estimate), ci)
 
 
 __all__ = [
@@ -281,11 +322,15 @@ __all__ = [
     "WIDER",
     "arm_replicates",
     "gap_difference",
+    "gap_interval",
     "group_accuracy",
     "group_drops",
     "interval",
+    "mde",
     "paired_gap_difference",
     "paired_group_drops",
     "require_two_groups",
+    "seed_gap",
+    "seed_gaps",
     "verdict",
 ]

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from fairprune.app import ui
+from fairprune.app import loaders, ui
 from fairprune.app.api import (
     ARCHITECTURES,
     MAX_UPLOAD_BYTES,
@@ -16,146 +16,158 @@ from fairprune.app.api import (
     store_file,
 )
 
-ui.setup_page("Models")
-st.title("Models")
-st.caption(f"Checkpoints in `{ui.models_dir()}`: safetensors weights + a JSON manifest each.")
 
-with ui.guard():
-    records = ui.model_records()
-    onnx_records = ui.onnx_records()
-if records:
-    table = pd.DataFrame([record_to_row(r) for r in records])
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={
-            "flops_reduction": st.column_config.NumberColumn("FLOPs reduction", format="percent"),
-            "macs": st.column_config.NumberColumn("MACs", format="localized"),
-            "params": st.column_config.NumberColumn("params", format="localized"),
-            "size_kb": st.column_config.NumberColumn("size (KB)"),
-            "sha256": "content hash",
-        },
-        key="models_table",
-    )
-    ui.pause_for_first_view()
-    st.caption(f"{len(records)} checkpoints · {sum(r.kind == 'pruned' for r in records)} pruned")
-else:
-    st.info(
-        "No checkpoints yet: run the demo from the Overview page or `python -m fairprune demo`."
-    )
+def body() -> None:
+    st.title("Models")
+    st.caption(f"Checkpoints in `{ui.models_dir()}`: safetensors weights + a JSON manifest each.")
 
-if onnx_records:
-    st.subheader("ONNX classifiers — audit only")
-    st.caption(
-        "Run by onnxruntime on the Audit page, side by side with the others. They are **not "
-        "prunable**: an ONNX graph has no PyTorch layers to prune or fine-tune; use the checkpoint "
-        "it was exported from (`python -m fairprune export-onnx`). MACs count the convolutions "
-        "and linear layers of the graph."
-    )
-    st.dataframe(
-        pd.DataFrame([record_to_row(r) for r in onnx_records]),
-        hide_index=True,
-        column_config={
-            "flops_reduction": st.column_config.NumberColumn("FLOPs reduction", format="percent"),
-            "macs": st.column_config.NumberColumn("MACs", format="localized"),
-            "params": st.column_config.NumberColumn("params", format="localized"),
-            "size_kb": st.column_config.NumberColumn("size (KB)"),
-            "sha256": "content hash",
-        },
-        key="models_onnx_table",
-    )
-
-st.header("Add a model")
-bundle_name, *_ = ui.current_dataset_choice()
-with ui.guard():
-    bundle = ui.current_dataset()
-st.caption(
-    f"Models are added for the current dataset, **{bundle.title}** ({bundle.num_classes} classes, "
-    f"{bundle.input_size} px). Change it on the Dataset page. Only plain state dicts, "
-    "safetensors and ONNX are read: a pickled module is refused and nothing in it runs. A state "
-    "dict pruned by another tool (Torch-Pruning, `torch.nn.utils.prune`, DataParallel) loads too: "
-    "resized layers are rebuilt from the shapes of its tensors. An `.onnx` classifier "
-    "(N×3×S×S → N×K) is kept as is and is audit-only."
-)
-arch = st.selectbox(
-    "Architecture",
-    sorted(ARCHITECTURES),
-    key="models_arch",
-    format_func=lambda a: f"{a} — {ARCHITECTURES[a].description}",
-)
-upload_tab, path_tab = st.tabs(["Upload a file", "From the models folder"])
-with upload_tab:
-    up = st.file_uploader(
-        f"A .pt/.pth state dict or .safetensors (at most {MAX_UPLOAD_BYTES // 2**20} MB), or an "
-        f".onnx classifier (at most {MAX_UPLOAD_ONNX_BYTES // 2**20} MB, audit only)",
-        type=["pt", "pth", "safetensors", "onnx"],
-        key="models_upload",
-    )
-    manifest = st.file_uploader(
-        "Its fairprune manifest (.json) — needed for a pruned .safetensors model",
-        type=["json"],
-        key="models_upload_manifest",
-    )
-    if up is not None and st.button("Add uploaded model", key="models_add_upload"):
-        with ui.guard():
-            if up.name.lower().endswith(".onnx"):
-                rec = import_onnx(
-                    up.getvalue(), up.name, ui.models_dir(), num_classes=bundle.num_classes,
-                    input_size=bundle.input_size,
-                )  # fmt: skip
-                st.success(f"Added `{rec.name}`: an ONNX classifier run by onnxruntime, audit only "
-                           f"(not prunable); {rec.macs:,} MACs, hash `{rec.sha256[:12]}`.")  # fmt: skip
-            else:
-                rec = import_upload(
-                    up.getvalue(), up.name, ui.models_dir(), arch=None if manifest else arch,
-                    num_classes=bundle.num_classes, input_size=bundle.input_size,
-                    dataset=bundle.name, dataset_fingerprint=bundle.fingerprint,
-                    manifest=manifest.getvalue() if manifest is not None else None,
-                )  # fmt: skip
-                st.success(f"Added `{rec.name}` ({rec.params:,} params, hash `{rec.sha256[:12]}`).")
-with path_tab:
-    rel = st.text_input("File name inside the models folder", key="models_path",
-                        placeholder="my_model.pth")  # fmt: skip
-    if rel and st.button("Add from path", key="models_add_path"):
-        with ui.guard():  # the file must stay inside the store (checked, symlinks resolved)
-            if rel.lower().endswith(".onnx"):
-                _model, rec = load_for_audit(store_file(ui.models_dir(), rel),
-                                             num_classes=bundle.num_classes,
-                                             input_size=bundle.input_size)  # fmt: skip
-                st.success(f"`{rec.name}` is a valid ONNX classifier, listed above: audit only, "
-                           "not prunable.")  # fmt: skip
-            else:
-                rec, already = add_by_path(
-                    ui.models_dir(), rel, arch=arch,
-                    num_classes=bundle.num_classes, input_size=bundle.input_size,
-                    dataset=bundle.name, dataset_fingerprint=bundle.fingerprint,
-                )  # fmt: skip
-                if already:
-                    st.success(
-                        f"`{rec.name}` is a valid fairprune checkpoint already in the store."
-                    )
-                else:
-                    st.success(f"Added `{rec.name}` ({rec.params:,} params).")
-
-st.header("Deployment latency")
-everything = {r.name: r for r in [*records, *onnx_records]}
-if not everything:
-    st.info("Add a model to measure how fast it runs.")
-    st.stop()
-pick = st.selectbox("Model", list(everything), key="models_latency_model")
-st.caption(
-    "Milliseconds per image on this machine's CPU, measured side by side (interleaved, median of "
-    "5 rounds), at the same thread count: the PyTorch model as trained; with batch norm folded "
-    "into the convolutions and channels-last layout; and its verified ONNX export in "
-    "onnxruntime (all graph optimisations). An ONNX classifier runs in onnxruntime only."
-)
-if st.toggle("Measure latency", key="models_latency"):
     with ui.guard():
-        lat = ui.latency(everything[pick], bundle.input_size)
-    st.dataframe(
-        lat,
-        hide_index=True,
-        key="models_latency_table",
-        column_config={c: st.column_config.NumberColumn(c, format="%.3f")
-                       for c in lat.columns if c != "runtime"},
-    )  # fmt: skip
+        records = loaders.model_records()
+        onnx_records = loaders.onnx_records()
+    if records:
+        table = pd.DataFrame([record_to_row(r) for r in records])
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                "flops_reduction": st.column_config.NumberColumn(
+                    "FLOPs reduction", format="percent"
+                ),
+                "macs": st.column_config.NumberColumn("MACs", format="localized"),
+                "params": st.column_config.NumberColumn("params", format="localized"),
+                "size_kb": st.column_config.NumberColumn("size (KB)"),
+                "sha256": "content hash",
+            },
+            key="models_table",
+        )
+        ui.pause_for_first_view()
+        st.caption(
+            f"{len(records)} checkpoints · {sum(r.kind == 'pruned' for r in records)} pruned"
+        )
+    else:
+        st.info(
+            "No checkpoints yet: run the demo from the Overview page or `python -m fairprune demo`."
+        )
+
+    if onnx_records:
+        st.subheader("ONNX classifiers — audit only")
+        st.caption(
+            "Run by onnxruntime on the Audit page, side by side with the others. They are **not "
+            "prunable**: an ONNX graph has no PyTorch layers to prune or fine-tune; use the checkpoint "
+            "it was exported from (`python -m fairprune export-onnx`). MACs count the convolutions "
+            "and linear layers of the graph."
+        )
+        st.dataframe(
+            pd.DataFrame([record_to_row(r) for r in onnx_records]),
+            hide_index=True,
+            column_config={
+                "flops_reduction": st.column_config.NumberColumn(
+                    "FLOPs reduction", format="percent"
+                ),
+                "macs": st.column_config.NumberColumn("MACs", format="localized"),
+                "params": st.column_config.NumberColumn("params", format="localized"),
+                "size_kb": st.column_config.NumberColumn("size (KB)"),
+                "sha256": "content hash",
+            },
+            key="models_onnx_table",
+        )
+
+    st.header("Add a model")
+    bundle_name, *_ = loaders.current_dataset_choice()
+    with ui.guard():
+        bundle = loaders.current_dataset()
+    st.caption(
+        f"Models are added for the current dataset, **{bundle.title}** ({bundle.num_classes} classes, "
+        f"{bundle.input_size} px). Change it on the Dataset page. Only plain state dicts, "
+        "safetensors and ONNX are read: a pickled module is refused and nothing in it runs. A state "
+        "dict pruned by another tool (Torch-Pruning, `torch.nn.utils.prune`, DataParallel) loads too: "
+        "resized layers are rebuilt from the shapes of its tensors. An `.onnx` classifier "
+        "(N×3×S×S → N×K) is kept as is and is audit-only."
+    )
+    arch = st.selectbox(
+        "Architecture",
+        sorted(ARCHITECTURES),
+        key="models_arch",
+        format_func=lambda a: f"{a} — {ARCHITECTURES[a].description}",
+    )
+    upload_tab, path_tab = st.tabs(["Upload a file", "From the models folder"])
+    with upload_tab:
+        up = st.file_uploader(
+            f"A .pt/.pth state dict or .safetensors (at most {MAX_UPLOAD_BYTES // 2**20} MB), or an "
+            f".onnx classifier (at most {MAX_UPLOAD_ONNX_BYTES // 2**20} MB, audit only)",
+            type=["pt", "pth", "safetensors", "onnx"],
+            key="models_upload",
+        )
+        manifest = st.file_uploader(
+            "Its fairprune manifest (.json) — needed for a pruned .safetensors model",
+            type=["json"],
+            key="models_upload_manifest",
+        )
+        if up is not None and st.button("Add uploaded model", key="models_add_upload"):
+            with ui.guard():
+                if up.name.lower().endswith(".onnx"):
+                    rec = import_onnx(
+                        up.getvalue(), up.name, ui.models_dir(), num_classes=bundle.num_classes,
+                        input_size=bundle.input_size,
+                    )  # fmt: skip
+                    st.success(f"Added `{rec.name}`: an ONNX classifier run by onnxruntime, audit only "
+                               f"(not prunable); {rec.macs:,} MACs, hash `{rec.sha256[:12]}`.")  # fmt: skip
+                else:
+                    rec = import_upload(
+                        up.getvalue(), up.name, ui.models_dir(), arch=None if manifest else arch,
+                        num_classes=bundle.num_classes, input_size=bundle.input_size,
+                        dataset=bundle.name, dataset_fingerprint=bundle.fingerprint,
+                        manifest=manifest.getvalue() if manifest is not None else None,
+                    )  # fmt: skip
+                    st.success(
+                        f"Added `{rec.name}` ({rec.params:,} params, hash `{rec.sha256[:12]}`)."
+                    )
+    with path_tab:
+        rel = st.text_input("File name inside the models folder", key="models_path",
+                            placeholder="my_model.pth")  # fmt: skip
+        if rel and st.button("Add from path", key="models_add_path"):
+            with ui.guard():  # the file must stay inside the store (checked, symlinks resolved)
+                if rel.lower().endswith(".onnx"):
+                    _model, rec = load_for_audit(store_file(ui.models_dir(), rel),
+                                                 num_classes=bundle.num_classes,
+                                                 input_size=bundle.input_size)  # fmt: skip
+                    st.success(f"`{rec.name}` is a valid ONNX classifier, listed above: audit only, "
+                               "not prunable.")  # fmt: skip
+                else:
+                    rec, already = add_by_path(
+                        ui.models_dir(), rel, arch=arch,
+                        num_classes=bundle.num_classes, input_size=bundle.input_size,
+                        dataset=bundle.name, dataset_fingerprint=bundle.fingerprint,
+                    )  # fmt: skip
+                    if already:
+                        st.success(
+                            f"`{rec.name}` is a valid fairprune checkpoint already in the store."
+                        )
+                    else:
+                        st.success(f"Added `{rec.name}` ({rec.params:,} params).")
+
+    st.header("Deployment latency")
+    everything = {r.name: r for r in [*records, *onnx_records]}
+    if not everything:
+        st.info("Add a model to measure how fast it runs.")
+        st.stop()
+    pick = st.selectbox("Model", list(everything), key="models_latency_model")
+    st.caption(
+        "Milliseconds per image on this machine's CPU, measured side by side (interleaved, median of "
+        "5 rounds), at the same thread count: the PyTorch model as trained; with batch norm folded "
+        "into the convolutions and channels-last layout; and its verified ONNX export in "
+        "onnxruntime (all graph optimisations). An ONNX classifier runs in onnxruntime only."
+    )
+    if st.toggle("Measure latency", key="models_latency"):
+        with ui.guard():
+            lat = loaders.latency(everything[pick], bundle.input_size)
+        st.dataframe(
+            lat,
+            hide_index=True,
+            key="models_latency_table",
+            column_config={c: st.column_config.NumberColumn(c, format="%.3f")
+                           for c in lat.columns if c != "runtime"},
+        )  # fmt: skip
+
+
+ui.run_page("Models", body)

@@ -284,6 +284,7 @@ for _opt in ("image_size=abc", "image_size=0", "image_size=4", "image_size=40000
              "image_size=3.5", "image_size=-64", "image_size=true", "root=/etc", "name=x",
              "image_size=[64]", "val_fraction=2", "val_fraction=-0.1", "val_fraction=nan",
              "val_fraction=abc", "test_fraction=1", "test_fraction=Infinity",
+             "test_fraction=0",
              "verify=abc", "verify=-3", "verify=2.5", "verify=[1]", "limit=0", "limit=-5",
              "limit=abc", "limit=1e3", "test_limit=0", "group_columns=5", "group_columns=[]",
              "group_columns=[1,2]", "group_columns=missing", "group_columns=,",
@@ -649,7 +650,7 @@ def _check(rc: int, expected: int, err: str) -> None:
 
 def test_the_suite_has_the_promised_size():
     assert len(CASES) >= 200
-    assert len(CASES) == 342  # the README's reliability section states this count
+    assert len(CASES) == 343  # the README's reliability section states this count
 
 
 @pytest.mark.timeout(60)  # a FIFO opened by mistake would block here forever

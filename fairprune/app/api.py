@@ -6,16 +6,14 @@ the dashboard relies on.
 
 from __future__ import annotations
 
-from fairprune.config import FinetuneConfig, SweepConfig
 from fairprune.data import DATASETS, summarize
-from fairprune.demo import demo_sweep_config, ensure_demo_model
 from fairprune.errors import FairpruneError
 from fairprune.loss import LOSSES, PW_PRESETS
 from fairprune.metrics import METRICS, accuracy_gap, audit
 from fairprune.nets import ARCHITECTURES, import_upload, load_model, record_to_row
 from fairprune.nets.imports import MAX_UPLOAD_BYTES, add_by_path, store_file
 from fairprune.nets.onnx_io import MAX_UPLOAD_ONNX_BYTES, import_onnx, load_for_audit
-from fairprune.sweep import criterion_names, run_sweep
+from fairprune.sweep import criterion_names
 from fairprune.sweep.methods import REFERENCE_CRITERION, methods_display, methods_frame
 
 __all__ = [
@@ -28,14 +26,10 @@ __all__ = [
     "METRICS",
     "PW_PRESETS",
     "REFERENCE_CRITERION",
-    "FinetuneConfig",
-    "SweepConfig",
     "accuracy_gap",
     "add_by_path",
     "audit",
     "criterion_names",
-    "demo_sweep_config",
-    "ensure_demo_model",
     "import_onnx",
     "import_upload",
     "load_for_audit",
@@ -43,7 +37,6 @@ __all__ = [
     "methods_display",
     "methods_frame",
     "record_to_row",
-    "run_sweep",
     "store_file",
     "summarize",
 ]

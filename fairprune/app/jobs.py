@@ -55,8 +55,8 @@ ERR_PROCESS_ENDED = (
 class SweepJob:
     """One sweep running (or finished) in a background thread."""
 
-    key: str  # the sweep's id
-    config: SweepConfig
+    key: str  # the sweep's id (a demo job's is "demo" until its process names the sweep)
+    config: SweepConfig | None  # None until a demo job's process reports its grid
     done: int = 0  # finished cells (dense baseline included)
     total: int = 0
     info: str = "starting"
@@ -65,6 +65,7 @@ class SweepJob:
     resumed: int = 0  # cells already in the store when the job started (skipped, not rerun)
     landed: list[str] = field(default_factory=list)  # pruned cells this job wrote, in order
     where: str = SERIAL_WHERE  # where the units run, in words
+    stage: str = "sweep"  # "dense": training the dense model (done/total are steps); "sweep"
     cells: dict = field(default_factory=dict)  # cell key → {criterion, loss, level, seed, state}
     started: float = field(default_factory=time.time)
     finished: float | None = None
@@ -152,7 +153,7 @@ def start_sweep(
         A bad grid, dense model or Ray option (before anything starts).
     """
     from fairprune.nets.imports import load_model
-    from fairprune.sweep.grid import cell_key_for, iter_cells, sweep_id_for, validate_sweep
+    from fairprune.sweep.grid import sweep_id_for, validate_sweep
     from fairprune.sweep.results import ResultsStore
 
     validate_sweep(config)  # bad grids fail here, in the caller, not in the thread
@@ -160,38 +161,81 @@ def start_sweep(
     _model, record = load_model(config.dense_model)
     key = sweep_id_for(config, record.sha256)
     store = ResultsStore(results_path)
-    cells = list(iter_cells(config))
     with _lock:
         job = _jobs.get(key)
         if job is not None and job.running:
             return job
-        states = {}
-        for c in cells:
-            ck = cell_key_for(key, c)
-            state = "stored earlier" if store.has_cell(ck) else "queued"
-            states[ck] = {"criterion": c.criterion, "loss": c.loss, "level": c.target_reduction,
-                          "seed": c.seed, "state": state}  # fmt: skip
+        states = cell_states(config, key, store)
         resumed = sum(v["state"] == "stored earlier" for v in states.values())
-        job = SweepJob(key=key, config=config, total=len(cells) + 1, resumed=resumed, where=where,
-                       cells=states)  # fmt: skip
+        job = SweepJob(key=key, config=config, total=len(states) + 1, resumed=resumed,
+                       where=where, cells=states)  # fmt: skip
         _jobs[key] = job
 
     if executor is None:
-        try:
-            job._process = _spawn(job, results_path, models_dir)
-        except OSError as exc:  # no process to be had (limits, a missing interpreter)
-            _end(job, "failed", ERR_NO_PROCESS.format(error=exc))
-            return job
-        target, args = _follow, (job,)
-    else:
-        target, args = _drive, (job, store, models_dir, executor)
-    job._thread = threading.Thread(target=target, args=args, name=f"sweep-{key}", daemon=True)
+        return _launch(job, _sweep_request(job, results_path, models_dir))
+    job._thread = threading.Thread(target=_drive, args=(job, store, models_dir, executor),
+                                   name=f"sweep-{key}", daemon=True)  # fmt: skip
     job._thread.start()
     return job
 
 
-def _progress(job: SweepJob, done: int, total: int, info: str) -> None:
-    job.done, job.total, job.info = done, total, info
+def cell_states(config: SweepConfig, sweep_id: str, store) -> dict:
+    """Cell key → {criterion, loss, level, seed, state} for every cell of the grid, in run order:
+    "stored earlier" when the store holds it already, else "queued"."""
+    from fairprune.sweep.grid import cell_key_for, iter_cells
+
+    states = {}
+    for c in iter_cells(config):
+        ck = cell_key_for(sweep_id, c)
+        state = "stored earlier" if store.has_cell(ck) else "queued"
+        states[ck] = {"criterion": c.criterion, "loss": c.loss, "level": c.target_reduction,
+                      "seed": c.seed, "state": state}  # fmt: skip
+    return states
+
+
+def start_process_job(key: str, request: dict, *, where: str = SERIAL_WHERE) -> SweepJob:
+    """Start a job whose grid its own process works out (``fairprune.app.sweep_process`` with
+    ``request``; the demo), or return the job already running under ``key``. The job learns its
+    sweep id, config and cells from the process's ``grid`` message."""
+    with _lock:
+        job = _jobs.get(key)
+        if job is not None and job.running:
+            return job
+        job = SweepJob(key=key, config=None, where=where, stage="starting")
+        _jobs[key] = job
+    return _launch(job, request)
+
+
+def _launch(job: SweepJob, request: dict) -> SweepJob:
+    """Start the job's process with ``request`` and the thread that follows its reports."""
+    try:
+        job._process = _spawn(request)
+    except OSError as exc:  # no process to be had (limits, a missing interpreter)
+        _end(job, "failed", ERR_NO_PROCESS.format(error=exc))
+        return job
+    job._thread = threading.Thread(target=_follow, args=(job,), name=f"sweep-{job.key}",
+                                   daemon=True)  # fmt: skip
+    job._thread.start()
+    return job
+
+
+def _progress(job: SweepJob, done: int, total: int, info: str, stage: str = "sweep") -> None:
+    job.done, job.total, job.info, job.stage = done, total, info, stage
+
+
+def _grid(job: SweepJob, message: dict) -> None:
+    """A process that works out its own grid (the demo) names its sweep, config and cells."""
+    from fairprune.config import config_from_dict
+
+    job.config = config_from_dict(SweepConfig, message["config"])
+    job.cells = message["cells"]
+    job.resumed = sum(v["state"] == "stored earlier" for v in job.cells.values())
+    job.total = len(job.cells) + 1
+    job.done, job.stage, job.info = job.resumed + 1, "sweep", "the dense model is ready"
+    with _lock:
+        job.key = message["key"]
+        if _jobs.get(job.key) is None or not _jobs[job.key].running:
+            _jobs[job.key] = job  # a request for the same sweep now shares this job
 
 
 def _unit_started(job: SweepJob, cell_keys: list[str]) -> None:
@@ -252,16 +296,20 @@ def sweep_niceness() -> int:
     return int(value)
 
 
-def _spawn(job: SweepJob, results_path, models_dir) -> subprocess.Popen:
-    """Start the sweep's process and hand it the sweep (``fairprune.app.sweep_process``)."""
+def _sweep_request(job: SweepJob, results_path, models_dir) -> dict:
+    """What the sweep's process is told: the sweep, the stores, its priority and threads."""
     import torch
 
     from fairprune.config import config_to_dict
 
-    request = {
+    return {
         "key": job.key, "config": config_to_dict(job.config), "results": str(results_path),
         "models": str(models_dir), "nice": sweep_niceness(), "threads": torch.get_num_threads(),
     }  # fmt: skip
+
+
+def _spawn(request: dict) -> subprocess.Popen:
+    """Start a sweep's process and hand it ``request`` (``fairprune.app.sweep_process``)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "fairprune.app.sweep_process"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
@@ -292,7 +340,10 @@ def _follow(job: SweepJob) -> None:
                 continue
             kind = message.get("t")
             if kind == "progress":
-                _progress(job, message["done"], message["total"], message["info"])
+                _progress(job, message["done"], message["total"], message["info"],
+                          message.get("stage", "sweep"))  # fmt: skip
+            elif kind == "grid":
+                _grid(job, message)
             elif kind == "unit":
                 _unit_started(job, message["cells"])
             elif kind == "cell":

@@ -18,6 +18,7 @@ from fairprune.app.views import (
     findings_display,
     gaps_table,
 )
+from fairprune.sweep.findings import SEED_NOTE
 from fairprune.sweep.methods import methods_display, methods_frame
 
 _CSS = """
@@ -118,13 +119,15 @@ def build_report(
             parts.append(_table(decisions_display(decisions, cells, sweeps)))
     if findings is not None and not findings.empty:
         parts.append(
-            "<h2>Gaps with paired 95% intervals</h2><p class='note'>Gap = max − min group "
-            "accuracy, points, seeds averaged. Differences carry a paired bootstrap interval "
-            "(same test resample for both models, seeds resampled); wider/narrower only when the "
-            "interval excludes 0.</p>"
+            "<h2>Gaps with paired 95% intervals</h2><p class='note'>Gap = the mean over seeds of "
+            "each model's max − min group accuracy, in points. Differences carry a paired basic "
+            "bootstrap interval (same test resample for both methods) and the smallest difference "
+            "the run could have detected (mde, 80% power); wider/narrower only when the interval "
+            f"excludes 0. {html.escape(SEED_NOTE)}</p>"
         )
         shown = findings_display(findings)
-        parts.append(_table(shown, points=("FLOPs reduction", "gap dense", "gap CE", "gap PW")))
+        floats = tuple(c for c in shown.columns if pd.api.types.is_float_dtype(shown[c]))
+        parts.append(_table(shown, points=floats))
     if methods is not None and len({r["method"] for r in methods["methods"]}) > 1:
         parts.append(
             "<h2>Methods side by side</h2><p class='note'>Every (criterion, loss) of the sweep: "
@@ -152,7 +155,11 @@ def build_report(
     gaps = gaps_table(long)
     if not gaps.empty:
         gaps = gaps.assign(loss=gaps["loss"].map(lambda v: LOSS_LABELS.get(v, v)))
-        parts.append("<h2>Gap per cell</h2><p class='note'>Accuracies and gaps in %.</p>")
+        parts.append(
+            "<h2>Gap per level</h2><p class='note'>One row per criterion × loss × level, seeds "
+            "averaged; the gap is the mean of the seeds' own gaps (the same number as above), "
+            "gap_seed_min/max their range. Accuracies and gaps in %.</p>"
+        )
         parts.append(
             _table(
                 gaps,

@@ -11,9 +11,11 @@ import json
 import numpy as np
 import pandas as pd
 
+from fairprune import intervals
 from fairprune.config import SweepConfig, config_from_dict
 from fairprune.metrics import pruning_disparity
 from fairprune.sweep.grid import iter_cells
+from fairprune.sweep.pairing import method_label
 
 LOSS_LABELS = {
     "ce": "cross-entropy",
@@ -80,9 +82,10 @@ def with_dense_baseline(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def gaps_table(long: pd.DataFrame) -> pd.DataFrame:
-    """Per (criterion, loss, target level), seeds averaged: overall accuracy, the gap (max − min
-    group accuracy of the seed-averaged accuracies), the range of the seeds' own gaps, best and
-    worst group. Dense rows start every line at level 0."""
+    """Per (criterion, loss, target level), seeds averaged: overall accuracy, the gap (the mean of
+    the seeds' own max − min group accuracy, :func:`fairprune.intervals.seed_gap` — the one gap of
+    every page), the range of the seeds' own gaps, best and worst group (of the seed-averaged
+    accuracies). Dense rows start every line at level 0."""
     rows = []
     data = with_dense_baseline(long)
     # one point per target level: seeds reach slightly different FLOPs, so x is their mean
@@ -91,9 +94,12 @@ def gaps_table(long: pd.DataFrame) -> pd.DataFrame:
         overall = d[d["group"] == "overall"]["accuracy"].mean()
         if groups.empty:
             continue
-        # the spread over seeds: each seed's own gap (max − min over its groups)
-        per_cell = d[d["group"] != "overall"].groupby("cell_key")["accuracy"]
-        seed_gaps = per_cell.max() - per_cell.min()
+        # each seed's own gap (max − min over its groups): their mean is the gap, their range
+        # the whiskers
+        acc = d[d["group"] != "overall"].pivot_table(
+            index="cell_key", columns="group", values="accuracy", aggfunc="mean"
+        )
+        seed_gaps = pd.Series(intervals.seed_gaps(acc.to_numpy()), index=acc.index)
         rows.append(
             {
                 "criterion": crit,
@@ -101,7 +107,7 @@ def gaps_table(long: pd.DataFrame) -> pd.DataFrame:
                 "flops_reduction": float(d["flops_reduction"].mean()),
                 "target_reduction": target,
                 "overall_accuracy": overall,
-                "gap": groups.max() - groups.min(),
+                "gap": intervals.seed_gap(acc.to_numpy()),
                 "gap_seed_min": float(seed_gaps.min()),
                 "gap_seed_max": float(seed_gaps.max()),
                 "seeds": int(d["seed"].nunique()) if "seed" in d else 1,
@@ -156,50 +162,58 @@ VERDICT_WORDS = {
 }
 
 
-def _ci_text(est, low, high) -> str:
+def _ci_text(est, low, high, signed: bool = True) -> str:
     if est is None or pd.isna(est):
         return "—"
-    return f"{est:+.1f} [{low:+.1f}, {high:+.1f}]"
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f"{f.format(est)} [{f.format(low)}, {f.format(high)}]"
 
 
 def findings_display(frame: pd.DataFrame) -> pd.DataFrame:
     """The findings table (``fairprune.sweep.findings.findings_frame``) worded for a page.
 
-    Gaps are max − min group accuracy in points, seeds averaged; the differences carry their
-    paired 95% bootstrap interval in brackets, and the verdict says "cannot tell" unless the
-    interval excludes 0.
+    Gaps are the mean over seeds of max − min group accuracy, in points; the differences carry
+    their paired 95% bootstrap interval in brackets and the smallest difference the run could have
+    detected (mde, 80% power); the verdict says "cannot tell" unless the interval excludes 0.
+    Columns name the two methods compared (e.g. "gap taylor + ce").
     """
     if frame.empty:
         return frame
-    out = pd.DataFrame(
+    first = frame.iloc[0]
+    base = method_name(first["baseline"])
+    meth = method_name(first["method"]) if first["method"] else "method"
+    axis = str(first["axis"])
+
+    def ci(name: str, signed: bool = True) -> list[str]:
+        return [
+            _ci_text(e, lo, hi, signed)
+            for e, lo, hi in zip(frame[name], frame[f"{name}_low"], frame[f"{name}_high"], strict=True)
+        ]
+
+    def num(name: str) -> pd.Series:
+        return pd.to_numeric(frame[name], errors="coerce").round(1)
+
+    return pd.DataFrame(
         {
-            "criterion": frame["criterion"],
-            "FLOPs reduction": (frame["flops_reduction"] * 100).round(1),
+            f"{axis} (%)": (frame["reached"] * 100).round(1),
             "seeds": frame["seeds"],
-            "gap dense": pd.to_numeric(frame["gap_dense"], errors="coerce").round(1),
-            "gap CE": pd.to_numeric(frame["gap_ce"], errors="coerce").round(1),
-            "CE − dense [95% CI]": [
-                _ci_text(e, lo, hi)
-                for e, lo, hi in zip(
-                    frame["ce_vs_dense"],
-                    frame["ce_vs_dense_low"],
-                    frame["ce_vs_dense_high"],
-                    strict=True,
-                )
-            ],
-            "CE vs dense": frame["verdict_ce"].map(lambda v: VERDICT_WORDS.get(v, v)),
-            "gap PW": pd.to_numeric(frame["gap_pw"], errors="coerce").round(1),
-            "PW − CE [95% CI]": [
-                _ci_text(e, lo, hi)
-                for e, lo, hi in zip(
-                    frame["pw_vs_ce"], frame["pw_vs_ce_low"], frame["pw_vs_ce_high"], strict=True
-                )
-            ],
-            "PW vs CE": frame["verdict_pw"].map(lambda v: VERDICT_WORDS.get(v, v)),
-            "significantly hurt by CE": frame["hurt_by_ce"],
+            "gap dense [95% CI]": ci("gap_dense", signed=False),
+            f"gap {base}": num("gap_baseline"),
+            f"{base} − dense [95% CI]": ci("baseline_vs_dense"),
+            f"{base} vs dense": frame["verdict_baseline"].map(lambda v: VERDICT_WORDS.get(v, v)),
+            f"gap {meth}": num("gap_method"),
+            f"{meth} − {base} [95% CI]": ci("method_vs_baseline"),
+            f"{meth} vs {base}": frame["verdict_method"].map(lambda v: VERDICT_WORDS.get(v, v)),
+            "detectable (mde, points)": num("mde_method_vs_baseline"),
+            f"significantly hurt by {base}": frame["hurt_by_baseline"],
         }
     )
-    return out
+
+
+def method_name(key: str) -> str:
+    """``taylor:ce`` → ``taylor + ce`` (the label every page uses)."""
+    crit, _, loss = str(key).partition(":")
+    return method_label(crit, loss)
 
 
 def forgotten(

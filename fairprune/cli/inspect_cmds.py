@@ -90,17 +90,26 @@ def cmd_summary(args) -> int:
         table = methods_table(store, args.sweep, reference=args.reference, n_boot=args.n_boot)
         print(json.dumps(table, indent=1) if args.json else methods_text(table))
         return 0
-    findings = level_findings(store, args.sweep, criterion=args.criterion, n_boot=args.n_boot)
-    head = summary_of(findings, args.criterion)
+    findings = level_findings(
+        store, args.sweep, baseline=args.baseline, method=args.method, criterion=args.criterion,
+        n_boot=args.n_boot,
+    )  # fmt: skip
+    head = summary_of(findings)
     if args.json:
         print(json.dumps(head, indent=1))
         return 0
+    import pandas as pd
+
+    from fairprune.app.views import findings_display
+    from fairprune.sweep.findings import SEED_NOTE, findings_frame
+
     print(head["headline"])
     print()
-    from fairprune.sweep.findings import findings_frame
-
-    frame = findings_frame([f for f in findings if f.criterion == head["criterion"]])
-    _print_table(frame)
+    shown = findings_display(findings_frame(findings))
+    with pd.option_context("display.max_rows", 500, "display.width", 250):
+        print(shown.to_string(index=False))
+    print()
+    print(SEED_NOTE)
     return 0
 
 
@@ -158,7 +167,24 @@ def register(sub) -> None:
     )
     _add_store_args(p)
     p.add_argument("--sweep", default=None, help="sweep id (default: the newest with pruned cells)")
-    p.add_argument("--criterion", default=None, help="criterion (default: the sweep's first)")
+    p.add_argument(
+        "--criterion",
+        default=None,
+        help="compare within this criterion's methods (default: the sweep's first as configured)",
+    )
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="CRIT:LOSS",
+        help="the baseline method, e.g. taylor:ce (default: the paper's pair when the sweep has it, "
+        "X:ce vs pw_X:pw, else CE vs PW within the sweep's first criterion)",
+    )
+    p.add_argument(
+        "--method",
+        default=None,
+        metavar="CRIT:LOSS",
+        help="the method compared with the baseline, e.g. pw_taylor:pw",
+    )
     p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap replicates")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.add_argument(

@@ -78,9 +78,8 @@ def cmd_prune(args) -> int:
     from fairprune.config import PruneConfig
     from fairprune.nets.checkpoint import save_model
     from fairprune.nets.imports import load_model
-    from fairprune.nets.onnx_io import refuse_onnx
-    from fairprune.prune.registry import CRITERIA, is_unstructured
-    from fairprune.prune.targeting import prune_model
+    from fairprune.nets.onnx_runtime import refuse_onnx
+    from fairprune.prune.registry import CRITERIA, is_unstructured, prune_model
 
     refuse_onnx(args.model)
     models, _ = _store_paths(args)
@@ -99,14 +98,14 @@ def cmd_prune(args) -> int:
         # multiply the zeros, so FLOPs and latency do not fall
         spec = CRITERIA[args.criterion]
         bundle = _bundle(args) if spec.needs_data else None
-        pruned, sparsity = spec.run(
+        res = prune_model(
             model,
             pcfg,
-            split=bundle.splits["train"] if bundle else None,
             input_size=record.input_size,
-            progress=None,
+            split=bundle.splits["train"] if bundle else None,
             group_names=bundle.group_names if bundle else None,
         )
+        pruned, sparsity = res.model, res.weight_sparsity
         flops, macs, params = 0.0, record.macs, record.params
         print(f"weight sparsity reached: {sparsity:.4f} (FLOPs unchanged: unstructured)")
         cfg = {"prune": asdict(pcfg), "weight_sparsity": sparsity}
@@ -147,7 +146,7 @@ def cmd_finetune(args) -> int:
     from fairprune.loss import get_loss
     from fairprune.nets.checkpoint import save_model
     from fairprune.nets.imports import load_model
-    from fairprune.nets.onnx_io import refuse_onnx
+    from fairprune.nets.onnx_runtime import refuse_onnx
     from fairprune.train import finetune
 
     refuse_onnx(args.model)
@@ -184,7 +183,7 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_export_onnx(args) -> int:
-    from fairprune.nets.onnx_io import export_checkpoint
+    from fairprune.nets.onnx_export import export_checkpoint
 
     report = export_checkpoint(
         args.model, args.out, arch=args.arch, input_size=args.input_size, exporter=args.exporter
@@ -203,7 +202,7 @@ def register(sub) -> None:
     """Add ``train``, ``prune``, ``finetune`` and ``export-onnx`` to the sub-command parsers."""
     from fairprune.loss import LOSSES
     from fairprune.nets.architectures import ARCHITECTURES
-    from fairprune.nets.onnx_io import EXPORTERS
+    from fairprune.nets.onnx_export import EXPORTERS
     from fairprune.prune.registry import CRITERIA, is_unstructured
     from fairprune.sweep.grid import criterion_names
 

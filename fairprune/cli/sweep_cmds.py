@@ -34,32 +34,46 @@ from fairprune.errors import FairpruneError
 ERR_NO_STORE = "no results store at {path}; run a sweep first or pass an existing file (--results)."
 
 
+ERR_DEMO_LEVEL = "the demo has no FLOPs level {value:g}; its levels are: {levels}."
+
+
 ERR_FIGURE_FOLDER = "cannot write the figure to {path} ({reason}); choose another folder (--out)."
 
 
 def cmd_demo(args) -> int:
-    from fairprune.demo import demo_sweep_config, ensure_demo_model, methods_sweep_config
+    from fairprune.demo import (
+        CONTROL_PRESET,
+        DEMO_PRESET,
+        demo_sweep_config,
+        ensure_demo_model,
+        methods_sweep_config,
+    )
     from fairprune.sweep.distributed import make_executor
     from fairprune.sweep.results import ResultsStore
     from fairprune.sweep.runner import run_sweep, summary_table
 
     models, results = _store_paths(args)
+    preset = CONTROL_PRESET if args.control else DEMO_PRESET
     print(
         "SynthDerm is a SYNTHETIC dermatology-like dataset generated on the spot (no real patients)."
     )
+    if preset == DEMO_PRESET:
+        print(
+            "Preset 'biased': dark skin is rare in training (balanced test groups), as in the "
+            "paper's settings; --control runs the unbiased control."
+        )
+    else:
+        print("Preset 'control': every skin tone well represented in training (unbiased control).")
     bar = TqdmProgress("dense model")
-    record = ensure_demo_model(models, progress=bar)
+    record = ensure_demo_model(models, progress=bar, preset=preset)
     bar.close()
     store = ResultsStore(results)
     bar = TqdmProgress("sweep")
-    only = None
-    if args.only_seeds is not None:
-        wanted = set(args.only_seeds)
-        only = lambda cell: cell.seed in wanted  # noqa: E731
     if args.methods:
-        config = methods_sweep_config(record.path)
+        config = methods_sweep_config(record.path, preset=preset)
     else:
-        config = demo_sweep_config(record.path, criterion=args.criterion)
+        config = demo_sweep_config(record.path, pair=args.criteria, arms=args.arms, preset=preset)
+    only = _demo_only(config, args.only_seeds, args.only_levels)
     executor = make_executor(args.executor, workers=args.workers)
     sweep_id = run_sweep(
         config, store=store, models_dir=models, progress=bar, only=only, executor=executor
@@ -80,6 +94,25 @@ def cmd_demo(args) -> int:
         print()
         print(summary(store, sweep_id)["headline"])
     return 0
+
+
+def _demo_only(config, seeds, levels):
+    """``run_sweep``'s ``only``: the cells of these seeds and levels (None: all of them)."""
+    if seeds is None and levels is None:
+        return None
+    if levels is not None:
+        known = [float(v) for v in config.reductions]
+        for value in levels:
+            if not any(abs(value - k) < 1e-9 for k in known):
+                shown = ", ".join(f"{k:g}" for k in known)
+                raise FairpruneError(ERR_DEMO_LEVEL.format(value=value, levels=shown))
+
+    def only(cell) -> bool:
+        return (seeds is None or cell.seed in seeds) and (
+            levels is None or any(abs(cell.target_reduction - v) < 1e-9 for v in levels)
+        )
+
+    return only
 
 
 def cmd_sweep(args) -> int:
@@ -209,14 +242,40 @@ def cmd_reproduce(args) -> int:
 
 def register(sub) -> None:
     """Add ``demo``, ``sweep``, ``export`` and ``reproduce`` to the sub-command parsers."""
+    from fairprune.demo import DEMO_ARMS, DEMO_LEVELS, DEMO_PAIR, DEMO_PAIRS, DEMO_SEEDS
     from fairprune.loss import LOSSES
     from fairprune.reproduce import EXPERIMENTS
     from fairprune.sweep.distributed import EXECUTORS
     from fairprune.sweep.grid import criterion_names
 
-    p = sub.add_parser("demo", help="SynthDerm → dense model → CE vs PW sweep → per-group table")
+    levels = ", ".join(f"{v:.4g}" for v in DEMO_LEVELS)
+    p = sub.add_parser(
+        "demo",
+        help="the paper's protocol on SynthDerm: Taylor + CE vs PW-Taylor + PW, per-group table",
+        description=f"SynthDerm (preset 'biased': dark skin rare in training) → a small dense CNN "
+        f"→ X + CE against PW-X + PW at FLOPs reductions {levels}, seeds "
+        f"{', '.join(map(str, DEMO_SEEDS))} → per-group table and headline.",
+    )
     _add_store_args(p)
-    p.add_argument("--criterion", default="l1", choices=criterion_names())
+    p.add_argument(
+        "--criteria",
+        default=DEMO_PAIR,
+        choices=list(DEMO_PAIRS),
+        help="the pair compared: taylor (Taylor + CE vs PW-Taylor + PW, the default) or autobot "
+        "(AutoBot + CE vs PW-AutoBot + PW)",
+    )
+    p.add_argument(
+        "--arms",
+        default=DEMO_ARMS[0],
+        choices=list(DEMO_ARMS),
+        help="paper: the pair's two arms; all: both criteria with CE, PW and the ablations "
+        "pw_weights and pw_soft (the off-diagonal arms included)",
+    )
+    p.add_argument(
+        "--control",
+        action="store_true",
+        help="the unbiased control: SynthDerm's 'control' preset (every tone well represented)",
+    )
     p.add_argument(
         "--only-seeds",
         nargs="+",
@@ -225,9 +284,17 @@ def register(sub) -> None:
         help="run only these seeds of the demo's grid now (a later run fills in the rest)",
     )
     p.add_argument(
+        "--only-levels",
+        nargs="+",
+        type=reduction,
+        default=None,
+        help=f"run only these of the demo's FLOPs levels ({levels}) now (a later run fills in "
+        "the rest); `make demo` runs seed 0 at the top level first",
+    )
+    p.add_argument(
         "--methods",
         action="store_true",
-        help="instead of CE vs PW: magnitude, FairGRAPE and FairPrune (unstructured, 50%% and "
+        help="instead of the pair: magnitude, FairGRAPE and FairPrune (unstructured, 50%% and "
         "90%% weight sparsity) × CE, PW and constrained fine-tuning, 3 seeds, side by side",
     )
     p.add_argument("--executor", choices=sorted(EXECUTORS), default="serial")

@@ -16,8 +16,8 @@ from fairprune.data.base import DatasetBundle, SplitData, _limit, check_groups
 from fairprune.data.files import (
     DEFAULT_VERIFY,
     ERR_IMAGES_MISSING,
-    _check_files,
     _verify_sample,
+    check_files,
     check_listed_names,
     folder_listing,
     read_capped,
@@ -249,7 +249,7 @@ def load_celeba(
         Splits ``train``, ``val``, ``test`` from ``list_eval_partition.txt``.
     """
     root = Path(root)
-    _check_files(
+    check_files(
         "CelebA",
         root,
         ["img_align_celeba/", "list_attr_celeba.txt", "list_eval_partition.txt"],

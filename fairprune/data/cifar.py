@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from fairprune.data.base import DatasetBundle, SplitData, _limit, check_groups
-from fairprune.data.files import _check_files, read_capped, stays_inside
+from fairprune.data.files import check_files, read_capped, stays_inside
 from fairprune.errors import FairpruneError
 from fairprune.utils import sha256_bytes, stable_hash
 
@@ -260,7 +260,7 @@ def load_cifar10(
         )
     root = Path(root)
     folder = root / CIFAR_DIR if (root / CIFAR_DIR).is_dir() else root
-    _check_files(
+    check_files(
         "CIFAR-10",
         folder,
         CIFAR_FILES,

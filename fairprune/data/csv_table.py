@@ -29,7 +29,12 @@ ERR_CSV_EMPTY_VALUES = "{path}: empty {column} in row(s) {rows}; fill them or dr
 ERR_BAD_SPLIT = "{path}: unknown split value(s) {values} in row(s) {rows}; use train, val or test."
 
 
-ERR_NO_TRAIN = "{source} yields an empty training split; check the split column or fractions."
+ERR_EMPTY_SPLIT = "{source} yields an empty {split} split; check the split column or fractions."
+
+
+ERR_NO_TEST_FRACTION = (
+    "test_fraction={value:g} leaves no test split to audit; use a fraction above 0 (default 0.2)."
+)
 
 
 ERR_FEW_CLASSES = "{source} has a single label ({label!r}); a classifier needs at least two."
@@ -110,6 +115,8 @@ def load_csv_dataset(
     ):
         raise FairpruneError(ERR_GROUP_COLUMNS.format(value=group_columns))
     group_columns = tuple(c.strip() for c in group_columns)
+    if test_fraction <= 0:  # a dataset without a test split has nothing to audit
+        raise FairpruneError(ERR_NO_TEST_FRACTION.format(value=test_fraction))
     if val_fraction + test_fraction >= 1:
         raise FairpruneError(ERR_FRACTIONS.format(val=val_fraction, test=test_fraction))
     sample = verify_count(verify)
@@ -158,7 +165,7 @@ def load_csv_dataset(
     for name in ("train", "val", "test"):
         idx = np.flatnonzero(assignment == name)
         if len(idx) == 0 and name != "val":
-            raise FairpruneError(ERR_NO_TRAIN.format(source=path.name).replace("training", name))
+            raise FairpruneError(ERR_EMPTY_SPLIT.format(source=path.name, split=name))
         if len(idx) == 0:
             continue
         splits[name] = SplitData(

@@ -356,7 +356,7 @@ def verify_images(paths: list[Path], *, sample: int | None = None, seed: int = 0
         read_image(paths[int(i)])
 
 
-def _check_files(dataset: str, where: Path, names: list[str], expects: str) -> None:
+def check_files(dataset: str, where: Path, names: list[str], expects: str) -> None:
     """Raise one error naming every expected file or folder (``name/``) missing in ``where``."""
     for n in names:  # something is there, but not a file: a FIFO, a device, a folder
         path = where / n

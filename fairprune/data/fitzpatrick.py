@@ -20,8 +20,8 @@ from fairprune.data.base import DatasetBundle, SplitData, _first_rows, _limit, c
 from fairprune.data.csv_table import ERR_CSV_EMPTY_VALUES, ERR_CSV_NO_ROWS, read_table
 from fairprune.data.files import (
     DEFAULT_VERIFY,
-    _check_files,
     _verify_sample,
+    check_files,
     check_listed_names,
     folder_listing,
     stays_inside,
@@ -227,7 +227,7 @@ def load_fitzpatrick17k(
     DatasetBundle
     """
     root = Path(root)
-    _check_files("Fitzpatrick17k", root, [FITZ_CSV, "images/"], f"{FITZ_CSV} and images/")
+    check_files("Fitzpatrick17k", root, [FITZ_CSV, "images/"], f"{FITZ_CSV} and images/")
     if not (0 < light_train_fraction <= 1 and 0 <= val_fraction < 1):
         raise FairpruneError(
             ERR_FITZ_FRACTIONS.format(light=light_train_fraction, val=val_fraction)

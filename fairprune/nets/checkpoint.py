@@ -24,8 +24,7 @@ from torch import nn
 from fairprune.errors import FairpruneError
 from fairprune.nets.flops import count_macs_params
 from fairprune.nets.manifest import (
-    _COMPUTED,
-    _METADATA,
+    COMPUTED_FIELDS,
     ERR_CORRUPT,
     ERR_HASH,
     ERR_NO_MANIFEST,
@@ -33,19 +32,20 @@ from fairprune.nets.manifest import (
     ERR_OUTSIDE_STORE,
     MAX_MANIFEST_BYTES,
     MAX_WEIGHTS_BYTES,
+    SAFETENSORS_METADATA,
     ModelRecord,
-    _check_name,
-    _read_manifest,
     check_file,
+    check_name,
     parse_json,
+    read_manifest,
 )
 from fairprune.nets.shapes import (
-    _load_state,
-    _rebuild,
     check_finite,
     compare_shapes,
     expected_shapes,
     layer_shapes,
+    load_state,
+    rebuild_model,
 )
 from fairprune.utils import environment, sha256_file
 
@@ -85,8 +85,8 @@ def save_model(model: nn.Module, directory: str | Path, name: str, **fields_) ->
     ModelRecord
         The manifest as written, with ``path`` set.
     """
-    _check_name(name)
-    for k in _COMPUTED:
+    check_name(name)
+    for k in COMPUTED_FIELDS:
         fields_.pop(k, None)
     known = {f.name for f in fields(ModelRecord)}
     unknown = set(fields_) - known
@@ -102,7 +102,7 @@ def save_model(model: nn.Module, directory: str | Path, name: str, **fields_) ->
     # clone: safetensors refuses tensors that share storage, and the file must not alias the model
     state = {n: t.detach().cpu().clone().contiguous() for n, t in model.state_dict().items()}
     weights = directory / f"{name}.safetensors"
-    _atomic_write(weights, lambda p: save_file(state, p, metadata=_METADATA))
+    _atomic_write(weights, lambda p: save_file(state, p, metadata=SAFETENSORS_METADATA))
     config = dict(fields_.pop("config", None) or {})
     config.setdefault("environment", environment())  # torch version, threads, device
     record = ModelRecord(
@@ -170,21 +170,22 @@ def save_dense_model(
     )
 
 
-def _corrupt(source: object, exc: Exception, message: str = ERR_CORRUPT) -> FairpruneError:
+def corrupt_error(source: object, exc: Exception, message: str = ERR_CORRUPT) -> FairpruneError:
+    """The one-line error for an unreadable file: ``message`` with the first line of ``exc``."""
     lines = str(exc).strip().splitlines()
     reason = lines[0] if lines else type(exc).__name__  # EOFError has no message
     reason = reason if len(reason) <= 160 else reason[:159] + "…"
     return FairpruneError(message.format(path=source, reason=reason))
 
 
-def _read_safetensors(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
+def read_safetensors(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file or its bytes; the parser executes nothing."""
     try:
         if isinstance(data, bytes):
             return load_safetensors_bytes(data)
         return load_file(str(data))
     except (SafetensorError, OSError, ValueError, RuntimeError, MemoryError) as exc:
-        raise _corrupt(source, exc) from None
+        raise corrupt_error(source, exc) from None
 
 
 MAX_HEADER_BYTES = 100 * 2**20  # the safetensors format's own limit on its JSON header
@@ -279,17 +280,19 @@ def safetensors_shapes(data: Path | bytes, source: object) -> dict[str, tuple[in
             raise _BadHeader(f"header: {exc}") from None
         return _header_entries(header, size - 8 - n)
     except _BadHeader as exc:
-        raise _corrupt(source, exc) from None
+        raise corrupt_error(source, exc) from None
     except OSError as exc:
-        raise _corrupt(source, exc) from None
+        raise corrupt_error(source, exc) from None
 
 
-def _inside(path: Path, directory: Path) -> bool:
+def is_inside(path: Path, directory: Path) -> bool:
+    """True when ``path`` (symlinks resolved) lies inside ``directory``."""
     real, root = os.path.realpath(path), os.path.realpath(directory)
     return real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def _load_ours(path: Path) -> tuple[nn.Module, ModelRecord]:
+def load_checkpoint(path: Path) -> tuple[nn.Module, ModelRecord]:
+    """Our ``NAME.safetensors`` + ``NAME.json``: manifest checked, model rebuilt, weights loaded."""
     weights, manifest = path.with_suffix(".safetensors"), path.with_suffix(".json")
     if not os.path.exists(manifest):
         raise FairpruneError(ERR_NO_MANIFEST.format(path=path, manifest=manifest.name))
@@ -298,16 +301,16 @@ def _load_ours(path: Path) -> tuple[nn.Module, ModelRecord]:
     # file type and size first: a FIFO or /dev/zero is never opened, hashed or parsed
     check_file(manifest, cap=MAX_MANIFEST_BYTES, what="manifest")
     size = check_file(weights, cap=MAX_WEIGHTS_BYTES, what="checkpoint")
-    record = _read_manifest(manifest)
+    record = read_manifest(manifest)
     found = safetensors_shapes(weights, weights)  # header against file size, before hashing
     if size != record.file_size or sha256_file(weights) != record.sha256:
         raise FairpruneError(ERR_HASH.format(path=weights))
     # the manifest's model on the meta device against the header: nothing allocated yet
     compare_shapes(expected_shapes(record, manifest), found, weights, record.arch)
-    state = _read_safetensors(weights, weights)
+    state = read_safetensors(weights, weights)
     check_finite(state, weights)
-    model = _rebuild(record, manifest)
-    _load_state(model, state, weights, record.arch)
+    model = rebuild_model(record, manifest)
+    load_state(model, state, weights, record.arch)
     return model, replace(record, path=str(weights))
 
 
@@ -317,11 +320,11 @@ def _list_entry(manifest: Path, directory: Path) -> ModelRecord:
     if not os.path.lexists(weights):
         raise FairpruneError(ERR_NO_WEIGHTS.format(path=manifest, weights=weights.name))
     for p in (manifest, weights):  # a symlink out of the store is not the store's model
-        if not _inside(p, directory):
+        if not is_inside(p, directory):
             raise FairpruneError(ERR_OUTSIDE_STORE.format(path=p, store=directory))
     check_file(manifest, cap=MAX_MANIFEST_BYTES, what="manifest")
     size = check_file(weights, cap=MAX_WEIGHTS_BYTES, what="checkpoint")
-    record = _read_manifest(manifest)
+    record = read_manifest(manifest)
     if size != record.file_size:
         raise FairpruneError(ERR_HASH.format(path=weights))
     safetensors_shapes(weights, weights)  # two small reads: a lying header is not listed

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fairprune.nets.onnx_io import OnnxClassifier, export_onnx, load_onnx
+from fairprune.nets.onnx_export import export_onnx
+from fairprune.nets.onnx_runtime import OnnxClassifier, load_onnx
 
 log = logging.getLogger(__name__)
 

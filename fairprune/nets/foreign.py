@@ -30,7 +30,7 @@ from torch import nn
 from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import ARCHITECTURES, ERR_UNKNOWN_ARCH, build_model, head_of
 from fairprune.nets.manifest import ERR_CLASSES, ERR_SHAPES
-from fairprune.nets.shapes import _SHAPE_ATTRS, _new_layer, _shape_attrs
+from fairprune.nets.shapes import SHAPE_ATTRS, new_layer, shape_attrs
 
 MAX_DIM = 1 << 16  # channels or features per layer above this are refused (no CNN has them)
 
@@ -192,10 +192,10 @@ def foreign_layer_shapes(model: nn.Module, state: dict, source: object, arch: st
     """
     out = {}
     for name, module in model.named_modules():
-        if type(module) not in _SHAPE_ATTRS or not name:
+        if type(module) not in SHAPE_ATTRS or not name:
             continue
         attrs = _inferred_attrs(name, module, state)
-        if attrs is None or attrs == _shape_attrs(module):
+        if attrs is None or attrs == shape_attrs(module):
             continue
         for attr, value in attrs.items():
             if not 1 <= value <= MAX_DIM:
@@ -313,7 +313,7 @@ def model_from_state(
         modules = dict(model.named_modules())
         for name, attrs in shapes.items():
             parent, _, child = name.rpartition(".")
-            setattr(modules[parent] if parent else model, child, _new_layer(modules[name], attrs))
+            setattr(modules[parent] if parent else model, child, new_layer(modules[name], attrs))
     problem = _fit_problem(model, state)
     if problem:
         raise FairpruneError(ERR_SHAPES.format(path=source, arch=arch, detail=problem))
@@ -328,7 +328,7 @@ def model_from_state(
         real_modules = dict(real.named_modules())
         for name, attrs in shapes.items():
             parent, _, child = name.rpartition(".")
-            new = _new_layer(real_modules[name], attrs)
+            new = new_layer(real_modules[name], attrs)
             setattr(real_modules[parent] if parent else real, child, new)
         model = real
     model.load_state_dict(state, strict=True)

@@ -16,17 +16,17 @@ from torch import nn
 
 from fairprune.errors import FairpruneError
 from fairprune.nets.checkpoint import (
-    _corrupt,
-    _inside,
-    _load_ours,
-    _read_safetensors,
+    corrupt_error,
+    is_inside,
+    load_checkpoint,
+    read_safetensors,
     safetensors_shapes,
     save_model,
 )
 from fairprune.nets.flops import count_macs_params
 from fairprune.nets.foreign import model_from_state
 from fairprune.nets.manifest import (
-    _COMPUTED,
+    COMPUTED_FIELDS,
     ERR_ARCH_MISMATCH,
     ERR_CLASSES,
     ERR_CORRUPT_PT,
@@ -41,15 +41,15 @@ from fairprune.nets.manifest import (
     ERR_TOO_BIG,
     MAX_WEIGHTS_BYTES,
     ModelRecord,
-    _parse_manifest,
     check_file,
+    parse_manifest,
 )
 from fairprune.nets.shapes import (
-    _load_state,
-    _rebuild,
     check_finite,
     compare_shapes,
     expected_shapes,
+    load_state,
+    rebuild_model,
 )
 from fairprune.utils import sha256_bytes, sha256_file
 
@@ -69,10 +69,10 @@ def _read_pt(data: Path | bytes, source: object) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError:  # the weights-only unpickler met something other than tensors
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
     except EOFError as exc:
-        raise _corrupt(source, exc, ERR_CORRUPT_PT) from None
+        raise corrupt_error(source, exc, ERR_CORRUPT_PT) from None
     except RuntimeError as exc:
         if "PytorchStreamReader" in str(exc):  # a broken zip container
-            raise _corrupt(source, exc, ERR_CORRUPT_PT) from None
+            raise corrupt_error(source, exc, ERR_CORRUPT_PT) from None
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
     except Exception:  # anything else weights_only raises (MemoryError included) is a refusal
         raise FairpruneError(ERR_PICKLE_REFUSED.format(path=source)) from None
@@ -140,7 +140,7 @@ def load_model(
         )
     suffix = path.suffix.lower()
     if suffix in (".safetensors", ".json"):
-        model, record = _load_ours(path)
+        model, record = load_checkpoint(path)
     elif suffix in (".pt", ".pth"):
         model, record = _load_state_dict(path, arch, num_classes, input_size)
     else:
@@ -240,7 +240,7 @@ def import_upload(
     if manifest is not None:
         if suffix != ".safetensors":
             raise FairpruneError(ERR_MANIFEST_PAIR.format(path=filename))
-        record = _parse_manifest(manifest, filename)
+        record = parse_manifest(manifest, filename)
         if len(data) != record.file_size or sha256_bytes(data) != record.sha256:
             raise FairpruneError(ERR_HASH.format(path=filename))
         if arch and arch != record.arch:
@@ -249,15 +249,15 @@ def import_upload(
             )
         found = safetensors_shapes(data, filename)  # the header against the bytes, first
         compare_shapes(expected_shapes(record, filename), found, filename, record.arch)
-        state = _read_safetensors(data, filename)
+        state = read_safetensors(data, filename)
         check_finite(state, filename)
-        model = _rebuild(record, filename)
-        _load_state(model, state, filename, record.arch)
+        model = rebuild_model(record, filename)
+        load_state(model, state, filename, record.arch)
         if num_classes is not None and record.num_classes != num_classes:
             raise FairpruneError(
                 ERR_CLASSES.format(path=filename, got=record.num_outputs, want=num_classes)
             )
-        fields_ = {k: v for k, v in asdict(record).items() if k not in _COMPUTED}
+        fields_ = {k: v for k, v in asdict(record).items() if k not in COMPUTED_FIELDS}
         fields_["dataset"] = record.dataset or dataset
         fields_["dataset_fingerprint"] = record.dataset_fingerprint or dataset_fingerprint
         fields_["config"] = {**record.config, "imported_from": filename}
@@ -266,7 +266,7 @@ def import_upload(
             raise FairpruneError(ERR_NEED_ARCH.format(path=filename))
         if suffix == ".safetensors":
             safetensors_shapes(data, filename)
-            state = _read_safetensors(data, filename)
+            state = read_safetensors(data, filename)
         else:
             state = _read_pt(data, filename)
         model, outputs, classes, size, kind = _from_state(
@@ -308,7 +308,7 @@ def store_file(directory: str | Path, name: str) -> Path:
     """
     directory = Path(directory)
     target = directory / name
-    if not _inside(target, directory):
+    if not is_inside(target, directory):
         raise FairpruneError(ERR_OUTSIDE_STORE.format(path=name, store=directory))
     if not os.path.exists(target):
         raise FairpruneError(ERR_NOT_IN_STORE.format(name=name, store=directory))

@@ -19,7 +19,7 @@ FORMAT_VERSION = 1
 
 # ONE metadata key: safetensors writes a multi-key metadata map in random order, which would
 # give the same weights a different content hash on every save
-_METADATA = {"format": f"fairprune-{FORMAT_VERSION}"}
+SAFETENSORS_METADATA = {"format": f"fairprune-{FORMAT_VERSION}"}
 
 
 ERR_NOT_FOUND = "model file not found: {path}; check the path or the models folder."
@@ -157,7 +157,10 @@ _STR_FIELDS = ("name", "arch", "kind", "dataset", "dataset_fingerprint", "criter
 _REQUIRED = ("name", "arch", "num_outputs", "num_classes", "input_size", "sha256")
 
 
-_COMPUTED = ("name", "sha256", "file_size", "created", "path", "layer_shapes", "format_version")
+# record fields that saving computes (never taken from the caller or an imported manifest)
+COMPUTED_FIELDS = (
+    "name", "sha256", "file_size", "created", "path", "layer_shapes", "format_version",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,8 @@ class ModelRecord:
     path: str = ""  # the .safetensors path, set on load (never trusted from JSON)
 
 
-def _check_name(name: str) -> None:
+def check_name(name: str) -> None:
+    """Raise unless ``name`` is a plain checkpoint name (no folder, no leading dot)."""
     if (
         not name
         or any(c in name for c in "/\\")
@@ -299,7 +303,7 @@ def _manifest_problem(data: object) -> str | None:
     if data["arch"] not in ARCHITECTURES:
         return f"unknown architecture {data['arch'][:40]!r}"
     try:
-        _check_name(data["name"])
+        check_name(data["name"])
     except FairpruneError:
         return f"name {data['name'][:40]!r} is not a model name (letters, digits, '-', '_', '.')"
     if any(len(data[k]) > 1000 for k in _STR_FIELDS if k in data):
@@ -309,7 +313,8 @@ def _manifest_problem(data: object) -> str | None:
     return _bounds_problem(data)
 
 
-def _parse_manifest(text: str | bytes, source: object) -> ModelRecord:
+def parse_manifest(text: str | bytes, source: object) -> ModelRecord:
+    """A manifest's JSON text (size and depth capped) as a checked ``ModelRecord``."""
     raw = text.encode() if isinstance(text, str) else text
     try:
         data = parse_json(raw, cap=MAX_MANIFEST_BYTES)
@@ -322,14 +327,15 @@ def _parse_manifest(text: str | bytes, source: object) -> ModelRecord:
     return ModelRecord(**{k: v for k, v in data.items() if k in known and k != "path"})
 
 
-def _read_manifest(path: Path) -> ModelRecord:
+def read_manifest(path: Path) -> ModelRecord:
+    """``parse_manifest`` of the file at ``path``, checked before it is read."""
     size = check_file(path, cap=MAX_MANIFEST_BYTES, what="manifest")
     try:
         with open(path, "rb") as f:
             raw = f.read(size + 1)
     except OSError as exc:
         raise FairpruneError(ERR_BAD_MANIFEST.format(path=path, reason=exc.strerror)) from None
-    return _parse_manifest(raw, path)
+    return parse_manifest(raw, path)
 
 
 def record_to_row(record: ModelRecord) -> dict:

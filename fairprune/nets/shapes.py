@@ -19,7 +19,7 @@ from fairprune.nets.manifest import (
 )
 
 # resizable layer types → the constructor arguments that Torch-Pruning changes
-_SHAPE_ATTRS = {
+SHAPE_ATTRS = {
     nn.Conv2d: ("in_channels", "out_channels", "groups"),
     nn.BatchNorm2d: ("num_features",),
     nn.BatchNorm1d: ("num_features",),
@@ -27,9 +27,10 @@ _SHAPE_ATTRS = {
 }
 
 
-def _shape_attrs(module: nn.Module) -> dict | None:
+def shape_attrs(module: nn.Module) -> dict | None:
+    """The sizes (``SHAPE_ATTRS``) of a layer that pruning can change; None for other layers."""
     # exact type: a subclass may take other constructor arguments than the ones we rebuild with
-    attrs = _SHAPE_ATTRS.get(type(module))
+    attrs = SHAPE_ATTRS.get(type(module))
     return None if attrs is None else {a: int(getattr(module, a)) for a in attrs}
 
 
@@ -61,10 +62,10 @@ def layer_shapes(model: nn.Module, arch: str, num_outputs: int, input_size: int)
     fresh_state = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
     out = {}
     for name, module in model.named_modules():
-        attrs = _shape_attrs(module)
+        attrs = shape_attrs(module)
         ref = fresh_modules.get(name)
         if attrs is not None and ref is not None and type(ref) is type(module):
-            if attrs != _shape_attrs(ref):
+            if attrs != shape_attrs(ref):
                 out[name] = attrs
             continue
         # any other module: its own tensors must match the fresh build, or we could not reload it
@@ -79,7 +80,7 @@ def layer_shapes(model: nn.Module, arch: str, num_outputs: int, input_size: int)
     return out
 
 
-def _new_layer(old: nn.Module, attrs: dict) -> nn.Module:
+def new_layer(old: nn.Module, attrs: dict) -> nn.Module:
     """A fresh layer like ``old`` (kernel, stride, eps, bias…) but with the recorded sizes."""
     if type(old) is nn.Conv2d:
         return nn.Conv2d(
@@ -102,7 +103,7 @@ def _new_layer(old: nn.Module, attrs: dict) -> nn.Module:
     raise TypeError(f"{type(old).__name__} is not a resizable layer")
 
 
-def _rebuild(record: ModelRecord, source: object) -> nn.Module:
+def rebuild_model(record: ModelRecord, source: object) -> nn.Module:
     """Build ``record.arch`` and swap in layers of the recorded (pruned) shapes."""
     model = build_model(record.arch, record.num_outputs, record.input_size)
     modules = dict(model.named_modules())
@@ -111,7 +112,7 @@ def _rebuild(record: ModelRecord, source: object) -> nn.Module:
         if old is None or not name:
             raise FairpruneError(ERR_UNKNOWN_LAYER.format(path=source, name=name, arch=record.arch))
         try:
-            new = _new_layer(old, attrs)
+            new = new_layer(old, attrs)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             reason = f"layer {name!r}: {exc}"
             raise FairpruneError(ERR_BAD_MANIFEST.format(path=source, reason=reason)) from None
@@ -127,7 +128,7 @@ def expected_shapes(record: ModelRecord, source: object) -> dict[str, tuple[int,
     with the weights file's header before a single real parameter exists.
     """
     with torch.device("meta"):
-        model = _rebuild(record, source)
+        model = rebuild_model(record, source)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -155,7 +156,7 @@ def check_finite(state: dict[str, torch.Tensor], source: object) -> None:
             raise FairpruneError(ERR_NONFINITE.format(path=source, name=name[:60]))
 
 
-def _load_state(model: nn.Module, state: dict, source: object, arch: str) -> None:
+def load_state(model: nn.Module, state: dict, source: object, arch: str) -> None:
     """``load_state_dict(strict=True)`` with a one-line error naming the first bad key."""
     own = {k: tuple(t.shape) for k, t in model.state_dict().items()}
     compare_shapes(own, {k: tuple(t.shape) for k, t in state.items()}, source, arch)

@@ -84,7 +84,7 @@ def train_gates(
     progress: Progress | None = None,
 ):
     """Optimise the gates; returns (groups, best gate values per group, module names by group)."""
-    from fairprune.prune.objective import _task_loss
+    from fairprune.prune.objective import task_loss
 
     device = pick_device(config.device)
     model = model.to(device).eval()  # eval: batch-norm statistics of the trained model
@@ -105,7 +105,7 @@ def train_gates(
     terms = _flops_terms(model, groups, input_size, device)
     f0 = _flops(terms, [torch.tensor(float(g.size), device=device) for g in groups]).detach()
     ft = (1.0 - config.target_reduction) * f0
-    task = _task_loss(config.criterion.startswith("pw_"), config)
+    task = task_loss(config.criterion.startswith("pw_"), config)
     opt = torch.optim.Adam(gates, lr=config.autobot_lr)
     iters = max(1, config.autobot_iters)
     best, best_loss = None, math.inf
@@ -196,6 +196,6 @@ def prune(
     log.info("AutoBot threshold search: %.4f from target", best_err)
     if best_err > config.tolerance:
         # gate values can jump over the target when few channels separate two thresholds:
-        # return the closest model short of it; prune_model tops it up channel by channel
+        # return the closest model short of it; targeting.TopUp tops it up channel by channel
         return below
     return best

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from fairprune.errors import FairpruneError
-from fairprune.prune.objective import _task_loss, calibration_batches
+from fairprune.prune.objective import calibration_batches, task_loss
 from fairprune.prune.unstructured import (
     apply_masks,
     layer_keep_count,
@@ -138,7 +138,7 @@ def group_importance(model: nn.Module, batches, groups: int, device) -> dict[str
 
     No optimizer step is taken: the weights stay those being scored.
     """
-    loss_fn = _task_loss(False, None)
+    loss_fn = task_loss(False, None)
     layers = prunable_weights(model)
     weights = [m.weight for _, m in layers]
     out = {name: torch.zeros(m.weight.numel(), groups, dtype=torch.float64) for name, m in layers}
@@ -168,11 +168,10 @@ def prune(
     config,
     *,
     split,
-    input_size: int | None = None,
     progress: Progress | None = None,
     group_names: list[str] | None = None,
 ) -> tuple[nn.Module, float]:
-    """``CRITERIA["fairgrape"].run``: FairGRAPE to ``config.target_reduction`` weight sparsity.
+    """FairGRAPE to ``config.target_reduction`` weight sparsity (``CRITERIA["fairgrape"]``).
 
     Parameters
     ----------
@@ -228,7 +227,7 @@ def _short_finetune(model, split, masks, config, device, round_: int) -> None:
     """A few SGD steps between rounds; pruned weights get no gradient and stay exactly zero."""
     if config.fairgrape_step_batches <= 0:
         return
-    loss_fn = _task_loss(False, None)
+    loss_fn = task_loss(False, None)
     modules = dict(model.named_modules())
     masked = [(modules[name].weight, keep.to(device)) for name, keep in masks.items()]
     opt = torch.optim.SGD(model.parameters(), lr=config.fairgrape_step_lr, momentum=0.9)

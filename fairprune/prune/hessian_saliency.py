@@ -153,11 +153,10 @@ def prune(
     config,
     *,
     split,
-    input_size: int | None = None,
     progress: Progress | None = None,
     group_names: list[str] | None = None,
 ) -> tuple[nn.Module, float]:
-    """``CRITERIA["fairprune"].run``: FairPrune to ``config.target_reduction`` weight sparsity.
+    """FairPrune to ``config.target_reduction`` weight sparsity (``CRITERIA["fairprune"]``).
 
     Parameters
     ----------

@@ -11,7 +11,12 @@ from fairprune.config import PruneConfig
 from fairprune.errors import FairpruneError
 
 
-def _task_loss(pw: bool, cfg: PruneConfig) -> Callable:
+def task_loss(pw: bool, cfg: PruneConfig | None) -> Callable:
+    """The loss a data-driven criterion scores by: ``fn(logits, y, dense_logits) -> scalar``.
+
+    Cross-entropy, or the PW loss against the dense model's logits (``pw``, with ``cfg``'s
+    ``min_weight`` and ``gamma``); a single-logit binary model gets float targets.
+    """
     from fairprune.loss import cross_entropy, performance_weighted_loss
 
     def fn(logits, y, dense):

@@ -1,9 +1,15 @@
-"""Prune to a FLOPs-reduction target: a uniform channel ratio searched, then a global top-up."""
+"""Prune to a FLOPs-reduction target: a uniform channel ratio searched, then a global top-up.
+
+The structured criteria's ``prune(model, config, context)`` (``fairprune.prune.context``):
+``RatioSearch`` for a Torch-Pruning importance (random, magnitude, Taylor), ``TopUp`` for a
+criterion with a loop of its own (AutoBot, iterative Taylor) that may stop short of the target.
+"""
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -14,15 +20,10 @@ from fairprune.config import PruneConfig
 from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import head_of
 from fairprune.nets.flops import count_macs_params
+from fairprune.prune.context import PruneContext, PruneResult
 from fairprune.prune.groups import build_graph
-from fairprune.prune.objective import _task_loss, accumulate_gradients
-from fairprune.prune.registry import (
-    CRITERIA,
-    UNSTRUCTURED_METHOD,
-    CriterionSpec,
-    get_criterion,
-)
-from fairprune.utils import Progress, pick_device, seed_everything
+from fairprune.prune.objective import accumulate_gradients, task_loss
+from fairprune.utils import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +54,72 @@ ERR_TOLERANCE = (
 ERR_NEEDS_DATA = "the {name!r} criterion needs calibration batches of training data (calib)."
 
 
-ERR_UNSTRUCTURED = (
-    "the {name!r} criterion zeroes single weights: its target is weight sparsity, not FLOPs; "
-    "run it through CRITERIA[{name!r}].run (the sweep and the prune command do)."
-)
+@dataclass(frozen=True)
+class RatioSearch:
+    """``prune(model, config, context)`` of a Torch-Pruning importance: the FLOPs ratio search.
+
+    Called by ``CRITERIA[name].prune`` (``prune_model``); see ``search_ratio``.
+    """
+
+    importance: Callable[[], object]  # a fresh tp importance for each pruning step
+    needs_data: bool = False  # scores read the task loss's gradients over ``context.calib``
+
+    def __call__(self, model: nn.Module, config: PruneConfig, context: PruneContext) -> PruneResult:
+        return search_ratio(model, config, context, self)
 
 
-@dataclass
-class PruneResult:
-    """A pruned copy of a model and what it costs."""
+@dataclass(frozen=True)
+class TopUp:
+    """``prune(model, config, context)`` of a criterion with a loop of its own (AutoBot, iterative
+    Taylor): ``run`` prunes toward the target; if it stops short, the remaining few channels are
+    removed by magnitude, network-wide."""
 
-    model: nn.Module  # the pruned copy (the input model is untouched)
-    macs_before: int  # MACs per image of the input model
-    macs_after: int  # MACs per image of the pruned model
-    params_before: int
-    params_after: int
-    flops_reduction: float  # 1 − macs_after / macs_before, as reached
-    channel_ratio: float | None  # per-layer channel ratio used (None for iterative methods)
+    run: Callable[..., nn.Module]  # run(model, config, *, input_size, calib, progress) -> model
+    needs_data: bool = True  # the loop reads ``context.calib``
+
+    def __call__(self, model: nn.Module, config: PruneConfig, context: PruneContext) -> PruneResult:
+        return _run_and_top_up(model, config, context, self)
+
+
+MAGNITUDE = RatioSearch(lambda: tp.importance.GroupMagnitudeImportance(p=1))
+"""The L1 ranking the top-ups remove the last channels by."""
+
+
+def _check(config: PruneConfig, context: PruneContext, needs_data: bool) -> float:
+    target = float(config.target_reduction)
+    if not 0.0 < target < 1.0:
+        raise FairpruneError(ERR_TARGET_RANGE.format(target=target))
+    if needs_data and not context.calib:
+        raise FairpruneError(ERR_NEEDS_DATA.format(name=config.criterion))
+    return target
+
+
+def _run_and_top_up(
+    model: nn.Module, config: PruneConfig, context: PruneContext, loop: TopUp
+) -> PruneResult:
+    target = _check(config, context, loop.needs_data)
+    input_size = context.input_size
+    base = copy.deepcopy(model).cpu().eval()
+    macs0, params0 = count_macs_params(base, input_size)
+    pruned = loop.run(
+        base, config, input_size=input_size, calib=context.calib, progress=context.progress
+    )
+    macs1, params1 = count_macs_params(pruned, input_size)
+    reached = 1.0 - macs1 / macs0
+    if target - reached > config.tolerance:
+        # short of the target: remove the remaining few channels by magnitude, network-wide
+        reached, pruned = _refine_globally(pruned, MAGNITUDE, config, input_size, macs0, None)
+        macs1, params1 = count_macs_params(pruned, input_size)
+    if abs(reached - target) > config.tolerance:
+        raise FairpruneError(
+            ERR_TOLERANCE.format(target=target, tol=config.tolerance * 100, best=reached)
+        )
+    return PruneResult(pruned.eval(), macs0, macs1, params0, params1, reached, None)
 
 
 def _prune_once(
     base: nn.Module,
-    spec: CriterionSpec,
+    spec: RatioSearch,
     ratio: float,
     cfg,
     input_size,
@@ -102,63 +147,36 @@ def _prune_once(
     return model
 
 
-def prune_model(
-    model: nn.Module,
-    config: PruneConfig,
-    *,
-    input_size: int,
-    calib=None,
-    progress: Progress | None = None,
+def search_ratio(
+    model: nn.Module, config: PruneConfig, context: PruneContext, spec: RatioSearch
 ) -> PruneResult:
-    """Prune a copy of ``model`` to ``config.target_reduction`` FLOPs reduction.
+    """Prune a copy of ``model`` to ``config.target_reduction`` FLOPs reduction with one importance.
+
+    A uniform channel ratio is binary-searched; when whole channels jump over the target, the
+    remaining few are removed by a global ranking from the closest model below it.
 
     Parameters
     ----------
     model : nn.Module
         Trained dense (or already pruned) model; never modified.
     config : PruneConfig
-    input_size : int
-        Square input side, for tracing and MAC counting.
-    calib : list of (x, y, dense_logits) batches, optional
-        Training data for the data-driven criteria (Taylor, AutoBot); ``dense_logits`` are the
-        dense model's outputs for the PW forms.
-    progress : callable, optional
-        ``progress(step, total, info)`` during the search.
+    context : PruneContext
+        ``input_size`` (tracing and MAC counting); ``calib``, batches of (x, y, dense_logits),
+        when ``spec.needs_data`` (``dense_logits`` are the dense model's outputs for the PW
+        forms); ``progress(step, total, info)`` during the search.
+    spec : RatioSearch
 
     Returns
     -------
     PruneResult
     """
-    spec = get_criterion(config.criterion)
-    seed_everything(config.seed)  # random importance, AutoBot's gates, Taylor's SGD steps
-    if spec.method == UNSTRUCTURED_METHOD:
-        raise FairpruneError(ERR_UNSTRUCTURED.format(name=config.criterion))
-    target = float(config.target_reduction)
-    if not 0.0 < target < 1.0:
-        raise FairpruneError(ERR_TARGET_RANGE.format(target=target))
-    if spec.needs_data and not calib:
-        raise FairpruneError(ERR_NEEDS_DATA.format(name=config.criterion))
+    target = _check(config, context, spec.needs_data)
+    input_size, calib, progress = context.input_size, context.calib, context.progress
     base = copy.deepcopy(model).cpu().eval()
     macs0, params0 = count_macs_params(base, input_size)
-    if spec.method == "custom":
-        pruned = spec.run(base, config, input_size=input_size, calib=calib, progress=progress)
-        macs1, params1 = count_macs_params(pruned, input_size)
-        reached = 1.0 - macs1 / macs0
-        if target - reached > config.tolerance:
-            # short of the target: remove the remaining few channels by magnitude, network-wide
-            reached, pruned = _refine_globally(
-                pruned, CRITERIA["l1"], config, input_size, macs0, None
-            )
-            macs1, params1 = count_macs_params(pruned, input_size)
-        if abs(reached - target) > config.tolerance:
-            raise FairpruneError(
-                ERR_TOLERANCE.format(target=target, tol=config.tolerance * 100, best=reached)
-            )
-        return PruneResult(pruned.eval(), macs0, macs1, params0, params1, reached, None)
-
     if spec.needs_data:
         pw = config.criterion.startswith("pw_")
-        accumulate_gradients(base, calib, _task_loss(pw, config), pick_device(config.device))
+        accumulate_gradients(base, calib, task_loss(pw, config), pick_device(config.device))
 
     def reduction_at(ratio: float) -> tuple[float, nn.Module]:
         pruned = _prune_once(base, spec, ratio, config, input_size)
@@ -300,7 +318,7 @@ def _copy_for_importance(start: nn.Module, spec, config, calib) -> nn.Module:
         accumulate_gradients(
             model,
             calib,
-            _task_loss(config.criterion.startswith("pw_"), config),
+            task_loss(config.criterion.startswith("pw_"), config),
             pick_device(config.device),
         )
     return model

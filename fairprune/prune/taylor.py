@@ -66,10 +66,10 @@ def prune(
 ) -> nn.Module:
     """Iteratively Taylor-prune ``model`` (modified: pass a copy) to ``config.target_reduction``."""
     from fairprune.nets.flops import count_macs_params
-    from fairprune.prune.objective import _task_loss
+    from fairprune.prune.objective import task_loss
 
     device = pick_device(config.device)
-    loss_fn = _task_loss(config.criterion.startswith("pw_"), config)
+    loss_fn = task_loss(config.criterion.startswith("pw_"), config)
     model = model.cpu()
     macs0, _ = count_macs_params(model, input_size)
     target_macs = (1.0 - config.target_reduction) * macs0

@@ -3,22 +3,59 @@
 The shared pieces of every unstructured criterion live here: which weights may be pruned (conv
 and linear weights, never the classifier head), masks applied in place, and the sparsity reached.
 Global magnitude pruning (``unstructured_prune``) is the simplest criterion of the family;
-``fairgrape`` and ``hessian_saliency`` are the fairness-aware ones.
+``fairgrape`` and ``hessian_saliency`` are the fairness-aware ones. ``ZeroWeights`` gives each of
+them the one criterion interface, ``prune(model, config, context) -> PruneResult``.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from fairprune.config import PruneConfig
 from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import head_of
+from fairprune.nets.flops import count_macs_params
+from fairprune.prune.context import PruneContext, PruneResult
 
 ERR_AMOUNT = "unstructured sparsity must be in [0, 1), got {amount}."
 ERR_SPARSITY = "the weight-sparsity target must be in (0, 1), got {target}; e.g. 0.5."
+ERR_NEEDS_SPLIT = (
+    "the {name!r} criterion needs the training split (split) to draw its calibration batches from."
+)
+
+
+@dataclass(frozen=True)
+class ZeroWeights:
+    """``prune(model, config, context)`` of an unstructured criterion.
+
+    ``run`` zeroes single weights of a copy to ``config.target_reduction`` weight sparsity; the
+    MACs are counted before and after (unchanged: dense kernels still multiply the zeros).
+    """
+
+    run: Callable[..., tuple[nn.Module, float]]
+    # run(model, config, *, split, progress, group_names) -> (copy with zeros, weight sparsity)
+    needs_data: bool = False  # draws calibration batches from ``context.split``
+
+    def __call__(self, model: nn.Module, config: PruneConfig, context: PruneContext) -> PruneResult:
+        if self.needs_data and context.split is None:
+            raise FairpruneError(ERR_NEEDS_SPLIT.format(name=config.criterion))
+        pruned, sparsity = self.run(
+            model,
+            config,
+            split=context.split,
+            progress=context.progress,
+            group_names=context.group_names,
+        )
+        macs0, params0 = count_macs_params(model, context.input_size)
+        macs1, params1 = count_macs_params(pruned, context.input_size)
+        reduction = 1.0 - macs1 / macs0 if macs0 else 0.0
+        return PruneResult(pruned, macs0, macs1, params0, params1, reduction, None, sparsity)
 
 
 def sparsity_target(config) -> float:
@@ -98,11 +135,9 @@ def unstructured_prune(model: nn.Module, amount: float) -> tuple[nn.Module, floa
     return model.eval(), weight_sparsity(model)
 
 
-def prune(
-    model: nn.Module, config, *, split=None, input_size=None, progress=None, group_names=None
-):
-    """``CRITERIA["unstructured"].run``: global magnitude pruning to ``config.target_reduction``.
+def prune(model: nn.Module, config, *, split=None, progress=None, group_names=None):
+    """Global magnitude pruning to ``config.target_reduction`` (``CRITERIA["unstructured"]``).
 
-    Needs no data; the keyword arguments are those every unstructured criterion takes.
+    Needs no data; the keyword arguments are those every unstructured criterion's ``run`` takes.
     """
     return unstructured_prune(model, float(config.target_reduction))

@@ -1,11 +1,14 @@
 """Findings of a sweep, worded only as strongly as the data allow.
 
-For each (criterion, level): the gap (max − min group accuracy, one definition everywhere) of the
-dense model, of cross-entropy and of PW fine-tuning, seeds averaged; the paired bootstrap
-intervals of "CE vs dense" and "PW vs CE" (:mod:`fairprune.intervals`, on the per-sample
-predictions kept in the results store, so no model is re-run); the groups pruning significantly
-hurts; and the headline sentence the Overview, the report and ``python -m fairprune summary``
-show. "Wider"/"narrower"/"hurt" are said only when the interval excludes zero.
+A finding compares a *baseline method* with a *method* (each a (criterion, loss) pair,
+:mod:`fairprune.sweep.pairing`) at one level of a sweep: the gap of the dense model, of the
+baseline and of the method (the gap is always :func:`fairprune.intervals.seed_gap`, the mean of
+the seeds' own max − min group accuracy); the paired bootstrap intervals of "baseline vs dense" and
+"method vs baseline" (:mod:`fairprune.intervals`, on the per-sample predictions kept in the results
+store, so no model is re-run) with the smallest difference the run could have detected (the mde);
+the groups the baseline significantly hurts; and the headline sentence the Overview, the report and
+``python -m fairprune summary`` show. "Wider"/"narrower"/"hurt" are said only when the interval
+excludes zero.
 """
 
 from __future__ import annotations
@@ -23,11 +26,16 @@ from fairprune.intervals import (
     Interval,
     arm_replicates,
     gap_difference,
+    gap_interval,
     group_accuracy,
     group_drops,
+    mde,
     require_two_groups,
+    seed_gap,
     verdict,
 )
+from fairprune.prune.registry import is_unstructured
+from fairprune.sweep.pairing import Method, methods_of, resolve_pair
 
 ERR_NO_SWEEP = (
     "the results store has no sweep {sweep!r}; run `python -m fairprune models` or a sweep."
@@ -46,38 +54,71 @@ ERR_NO_PRUNED = (
     "the sweep has no pruned cells with a dense baseline yet: run it (or the demo) first."
 )
 NO_PRUNED = "No pruned models in the results store yet: run the demo or a sweep."
-GAP_LABEL = "gap (max − min group accuracy, points)"
-LOSS_WORDS = {"ce": "cross-entropy", "pw": "the PW loss"}
+GAP_LABEL = "gap (mean over seeds of max − min group accuracy, points)"
+LOSS_WORDS = {"ce": "cross-entropy", "pw": "PW-loss"}
+SEED_NOTE = (
+    "Intervals resample the test images within each group and the pruning/fine-tuning seeds: "
+    "they answer whether the method differs for a new seed, not only for these models."
+)
+
+
+def method_words(m: Method) -> str:
+    """``taylor pruning + cross-entropy fine-tuning``: a method in a sentence."""
+    return f"{m.criterion} pruning + {LOSS_WORDS.get(m.loss, m.loss)} fine-tuning"
 
 
 @dataclass(frozen=True)
 class LevelFinding:
-    """CE and PW against the dense model at one (criterion, level) of a sweep."""
+    """A baseline method and a method against the dense model at one level of a sweep."""
 
     sweep_id: str
-    criterion: str
-    level: float  # target reduction
-    flops_reduction: float  # mean reached over the cells
+    baseline: Method
+    method: Method | None
+    level: float  # target: FLOPs reduction, or weight sparsity for unstructured criteria
+    reached: float  # mean reached over the cells, same axis as the level
     seeds: list[int]
     groups: list[str]
-    gap_dense: float  # points
-    gap_ce: float | None
-    gap_pw: float | None
-    ce_vs_dense: Interval | None  # gap_ce − gap_dense (fractions)
-    pw_vs_ce: Interval | None  # gap_pw − gap_ce (fractions)
-    ce_drops: list[Interval] | None  # per group, dense − CE accuracy (fractions)
+    gap_dense: Interval  # the dense model's gap (fractions) with its interval
+    gap_baseline: float | None  # points
+    gap_method: float | None  # points
+    baseline_vs_dense: Interval | None  # gap_baseline − gap_dense (fractions)
+    method_vs_baseline: Interval | None  # gap_method − gap_baseline (fractions)
+    baseline_drops: list[Interval] | None  # per group, dense − baseline accuracy (fractions)
 
     @property
-    def verdict_ce(self) -> str | None:
-        return None if self.ce_vs_dense is None else verdict(self.ce_vs_dense)
+    def criterion(self) -> str:
+        return self.baseline.criterion
 
     @property
-    def verdict_pw(self) -> str | None:
-        return None if self.pw_vs_ce is None else verdict(self.pw_vs_ce)
+    def unstructured(self) -> bool:
+        return is_unstructured(self.baseline.criterion)
+
+    @property
+    def axis(self) -> str:
+        """What the level measures: ``"weight sparsity"`` or ``"FLOPs reduction"``."""
+        return "weight sparsity" if self.unstructured else "FLOPs reduction"
+
+    @property
+    def verdict_baseline(self) -> str | None:
+        return None if self.baseline_vs_dense is None else verdict(self.baseline_vs_dense)
+
+    @property
+    def verdict_method(self) -> str | None:
+        return None if self.method_vs_baseline is None else verdict(self.method_vs_baseline)
+
+    @property
+    def mde(self) -> float | None:
+        """Points: the smallest method − baseline gap difference this run could have detected."""
+        return None if self.method_vs_baseline is None else mde(self.method_vs_baseline) * 100
+
+    @property
+    def mde_baseline(self) -> float | None:
+        """Points: the smallest baseline − dense gap difference this run could have detected."""
+        return None if self.baseline_vs_dense is None else mde(self.baseline_vs_dense) * 100
 
     def hurt(self) -> list[tuple[str, Interval]]:
-        """Groups whose accuracy drop (dense − CE) is significant: its interval is above 0."""
-        drops = self.ce_drops or []
+        """Groups whose accuracy drop (dense − baseline) is significant: its interval is above 0."""
+        drops = self.baseline_drops or []
         return [(g, d) for g, d in zip(self.groups, drops, strict=False) if d.low > 0]
 
 
@@ -91,25 +132,23 @@ def _ci(iv: Interval) -> str:
 
 def headline(f: LevelFinding) -> str:
     """The sentence a review meeting reads: only interval-backed words."""
-    where = f"At {f.flops_reduction:.0%} FLOPs reduction"
-    if f.criterion == "unstructured":
-        where = f"At {f.level:.0%} weight sparsity"
-    where += f" ({f.criterion} pruning, {len(f.seeds)} seed{'s' if len(f.seeds) != 1 else ''})"
-    if f.gap_ce is None or f.ce_vs_dense is None:
-        return f"{where}, there are no cross-entropy cells to compare with the dense model."
-    v = f.verdict_ce
+    where = f"At {f.reached:.0%} {f.axis} ({len(f.seeds)} seed{'s' if len(f.seeds) != 1 else ''})"
+    base = method_words(f.baseline)
+    if f.gap_baseline is None or f.baseline_vs_dense is None:
+        return f"{where}, there are no {base} cells to compare with the dense model."
+    v = f.verdict_baseline
+    dense = f.gap_dense.estimate * 100
     if v in (WIDER, NARROWER):
         verb = "widens" if v == WIDER else "narrows"
         text = (
-            f"{where}, cross-entropy fine-tuning {verb} the gap between groups "
-            f"(max − min accuracy) from {f.gap_dense:.1f} to {f.gap_ce:.1f} points "
-            f"({_ci(f.ce_vs_dense)})"
+            f"{where}, {base} {verb} the gap between groups (max − min accuracy) "
+            f"from {dense:.1f} to {f.gap_baseline:.1f} points ({_ci(f.baseline_vs_dense)})"
         )
     else:
         text = (
-            f"{where}, the gap between groups (max − min accuracy) is {f.gap_ce:.1f} points "
-            f"after cross-entropy fine-tuning and {f.gap_dense:.1f} for the dense model: the data "
-            f"cannot tell them apart ({_ci(f.ce_vs_dense)})"
+            f"{where}, the gap between groups (max − min accuracy) is {f.gap_baseline:.1f} points "
+            f"after {base} and {dense:.1f} for the dense model: the data cannot tell them apart "
+            f"({_ci(f.baseline_vs_dense)})"
         )
     hurt = f.hurt()
     if hurt:
@@ -118,24 +157,26 @@ def headline(f: LevelFinding) -> str:
             f"{g} ({_pts(-d.estimate)} points)" for g, d in worst
         )
     text += "."
-    if f.gap_pw is None or f.pw_vs_ce is None:
+    if f.method is None or f.gap_method is None or f.method_vs_baseline is None:
         return text
-    v = f.verdict_pw
-    if v in (WIDER, NARROWER):
-        word = "wider" if v == WIDER else "narrower"
+    meth = method_words(f.method)
+    if f.verdict_method in (WIDER, NARROWER):
+        word = "wider" if f.verdict_method == WIDER else "narrower"
         text += (
-            f" With the PW loss the gap is {f.gap_pw:.1f} points, {word} than with cross-entropy "
-            f"({_ci(f.pw_vs_ce)})."
+            f" With {meth} the gap is {f.gap_method:.1f} points, {word} than with {base} "
+            f"({_ci(f.method_vs_baseline)}; the run could detect differences from "
+            f"{f.mde:.1f} points)."
         )
     else:
         text += (
-            f" With the PW loss it is {f.gap_pw:.1f} points: the data cannot tell it from "
-            f"cross-entropy ({_ci(f.pw_vs_ce)})."
+            f" With {meth} it is {f.gap_method:.1f} points: the data cannot tell it from {base} "
+            f"({_ci(f.method_vs_baseline)}; this run could only have detected a difference of "
+            f"{f.mde:.1f} points or more)."
         )
     return text
 
 
-def _correct(preds: dict, keys: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
+def correct_matrix(preds: dict, keys: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
     """(S, N) correct matrix of the cells, their groups (N,) and split key; same rows checked."""
     rows, groups, split_key = [], None, None
     for key in keys:
@@ -152,43 +193,6 @@ def _correct(preds: dict, keys: list[str]) -> tuple[np.ndarray, np.ndarray, str]
             raise FairpruneError(ERR_NOT_SAME_ROWS.format(a=split_key, b=p.split_key))
         rows.append(p.correct)
     return np.stack(rows), groups, split_key
-
-
-def compare_cells(store, keys_a, keys_b, *, n_boot: int = DEFAULT_N_BOOT, seed: int = 0) -> dict:
-    """Paired comparison of two sets of cells (e.g. two models in the Audit page's A/B view).
-
-    Returns
-    -------
-    dict
-        ``gap_a``, ``gap_b`` (points, seeds averaged), ``gap_difference`` (Interval of
-        gap(B) − gap(A), fractions), ``verdict``, ``groups`` (names) and ``drops`` (per group,
-        Interval of accuracy(A) − accuracy(B)).
-    """
-    keys_a, keys_b = list(keys_a), list(keys_b)
-    preds = store.predictions(keys_a + keys_b)
-    a, groups, key_a = _correct(preds, keys_a)
-    b, groups_b, key_b = _correct(preds, keys_b)
-    if key_a != key_b or not np.array_equal(groups, groups_b):
-        raise FairpruneError(ERR_NOT_SAME_ROWS.format(a=key_a, b=key_b))
-    paired = len(keys_a) == len(keys_b)
-    require_two_groups(groups)
-    arm_a, arm_b = arm_replicates([a, b], groups, n_boot=n_boot, seed=seed, paired_seeds=paired)
-    diff, drops = gap_difference(arm_a, arm_b), group_drops(arm_a, arm_b)
-    names = preds[keys_a[0]].group_names
-    acc_a, acc_b = group_accuracy(a, groups).mean(0), group_accuracy(b, groups).mean(0)
-    return {
-        "groups": list(names),
-        "gap_a": float((acc_a.max() - acc_a.min()) * 100),
-        "gap_b": float((acc_b.max() - acc_b.min()) * 100),
-        "gap_difference": diff,
-        "verdict": verdict(diff),
-        "drops": drops,
-    }
-
-
-def _seed_gap(a: np.ndarray, groups: np.ndarray) -> float:
-    acc = group_accuracy(a, groups)
-    return float((acc.max(axis=1) - acc.min(axis=1)).mean() * 100)
 
 
 def sweep_cells(store, sweep_id: str | None):
@@ -214,130 +218,183 @@ def sweep_cells(store, sweep_id: str | None):
     return newest, cells[cells["sweep_id"] == newest]
 
 
+def sweep_config_json(store, sweep_id: str | None) -> str | None:
+    """The stored configuration (JSON text) of a sweep, or None."""
+    sweeps = store.sweeps()
+    row = sweeps[sweeps["sweep_id"] == sweep_id]
+    return None if row.empty else str(row["config_json"].iloc[0])
+
+
+def sweep_methods(store, sweep_id: str | None) -> tuple[str | None, list[Method]]:
+    """(sweep id, its methods in configured order): what a page offers as baseline and method."""
+    sweep_id, cells = sweep_cells(store, sweep_id)
+    if sweep_id is None:
+        return None, []
+    return sweep_id, methods_of(cells, sweep_config_json(store, sweep_id))
+
+
 def level_findings(
     store,
     sweep_id: str | None = None,
     *,
+    baseline=None,
+    method=None,
     criterion: str | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
 ) -> list[LevelFinding]:
-    """One :class:`LevelFinding` per (criterion, level) of a sweep, levels ascending.
+    """One :class:`LevelFinding` per level of a sweep, levels ascending, for one comparison.
 
-    ``sweep_id`` None takes the newest sweep with pruned cells; ``criterion`` None keeps all.
+    Parameters
+    ----------
+    store : ResultsStore
+    sweep_id : str, optional
+        None takes the newest sweep with pruned cells.
+    baseline, method : str or Method, optional
+        ``"criterion:loss"``; default :func:`fairprune.sweep.pairing.default_pair` (the paper's
+        X + CE against PW-X + PW when the sweep has both, else CE against PW within the sweep's
+        first configured criterion). ``criterion`` restricts that default to one criterion.
+    n_boot, seed
+        The paired bootstrap's replicates and seed (equal inputs → equal intervals).
     """
     sweep_id, cells = sweep_cells(store, sweep_id)
     if sweep_id is None:
         return []
-    dense = cells[cells["criterion"] == "dense"]
-    pruned = cells[cells["criterion"] != "dense"]
-    if criterion is not None:
-        have = sorted(pruned["criterion"].unique())
-        if criterion not in have:
-            raise FairpruneError(
-                ERR_NO_CRITERION.format(
-                    sweep=sweep_id, criterion=criterion, have=", ".join(have) or "none"
-                )
+    have = methods_of(cells, sweep_config_json(store, sweep_id))
+    if criterion is not None and criterion not in {m.criterion for m in have}:
+        listed = sorted({m.criterion for m in have})
+        raise FairpruneError(
+            ERR_NO_CRITERION.format(
+                sweep=sweep_id, criterion=criterion, have=", ".join(listed) or "none"
             )
-        pruned = pruned[pruned["criterion"] == criterion]
-    if dense.empty or pruned.empty:
+        )
+    base, meth = resolve_pair(have, sweep_id, baseline=baseline, method=method, criterion=criterion)
+    dense = cells[cells["criterion"] == "dense"]
+    if dense.empty or base is None:
         return []
-    dense_key = dense["cell_key"].iloc[0]
-    preds = store.predictions([dense_key, *pruned["cell_key"]])
-    d, groups, _ = _correct(preds, [dense_key])
-    names = list(preds[dense_key].group_names)
-    gap_dense = _seed_gap(d, groups)
+
+    def cells_of(m: Method | None) -> pd.DataFrame:
+        if m is None:
+            return cells.iloc[0:0]
+        return cells[(cells["criterion"] == m.criterion) & (cells["loss"] == m.loss)]
+
+    arms = {"b": cells_of(base), "m": cells_of(meth)}
+    dense_key = str(dense["cell_key"].iloc[0])
+    preds = store.predictions([dense_key, *arms["b"]["cell_key"], *arms["m"]["cell_key"]])
+    d, groups, _ = correct_matrix(preds, [dense_key])
+    require_two_groups(groups)
+    names = [str(g) for g in preds[dense_key].group_names]
+    reach = "weight_sparsity" if is_unstructured(base.criterion) else "flops_reduction"
+    levels = sorted(set(arms["b"]["target_reduction"]) | set(arms["m"]["target_reduction"]))
     out = []
-    for (crit, level), at in pruned.groupby(["criterion", "target_reduction"], sort=True):
-        by_loss = {loss: at[at["loss"] == loss].sort_values("seed") for loss in ("ce", "pw")}
-        ce_keys = list(by_loss["ce"]["cell_key"])
-        pw_keys = list(by_loss["pw"]["cell_key"])
-        ce = _correct(preds, ce_keys)[0] if ce_keys else None
-        pw = _correct(preds, pw_keys)[0] if pw_keys else None
-        same_seeds = list(by_loss["ce"]["seed"]) == list(by_loss["pw"]["seed"])
-        ce_vs_dense = pw_vs_ce = ce_drops = None
-        if ce is not None:
-            # one resampling for every comparison of this level: dense, CE and PW measured on
-            # the same replicates (PW and CE of the same seeds share the seed draw)
-            require_two_groups(groups)
-            arms = arm_replicates([d, ce] + ([pw] if pw is not None else []), groups,
-                                  n_boot=n_boot, seed=seed, paired_seeds=same_seeds)  # fmt: skip
-            ce_vs_dense, ce_drops = gap_difference(arms[0], arms[1]), group_drops(arms[0], arms[1])
-            if pw is not None:
-                pw_vs_ce = gap_difference(arms[1], arms[2])
-        seeds = sorted({int(s) for s in at["seed"].dropna()})
+    for level in levels:
+        at = {k: a[a["target_reduction"] == level].sort_values("seed") for k, a in arms.items()}
+        mats = {k: correct_matrix(preds, list(a["cell_key"]))[0] for k, a in at.items() if len(a)}
+        same_seeds = list(at["b"]["seed"]) == list(at["m"]["seed"])
+        # one resampling for every comparison of this level: dense, baseline and method measured
+        # on the same replicates (arms with the same seeds share the seed draw)
+        order = ["d", *mats]
+        reps = arm_replicates([d, *mats.values()], groups, n_boot=n_boot, seed=seed,
+                              paired_seeds=same_seeds)  # fmt: skip
+        arm = dict(zip(order, reps, strict=True))
+        b_vs_d = m_vs_b = drops = None
+        if "b" in arm:
+            b_vs_d, drops = gap_difference(arm["d"], arm["b"]), group_drops(arm["d"], arm["b"])
+            if "m" in arm:
+                m_vs_b = gap_difference(arm["b"], arm["m"])
+        both = pd.concat([at["b"], at["m"]])
         out.append(
             LevelFinding(
                 sweep_id=str(sweep_id),
-                criterion=str(crit),
+                baseline=base,
+                method=meth,
                 level=float(level),
-                flops_reduction=float(at["flops_reduction"].mean()),
-                seeds=seeds,
+                reached=float(both[reach].mean()),
+                seeds=sorted({int(s) for s in both["seed"].dropna()}),
                 groups=names,
-                gap_dense=gap_dense,
-                gap_ce=None if ce is None else _seed_gap(ce, groups),
-                gap_pw=None if pw is None else _seed_gap(pw, groups),
-                ce_vs_dense=ce_vs_dense,
-                pw_vs_ce=pw_vs_ce,
-                ce_drops=ce_drops,
+                gap_dense=gap_interval(arm["d"]),
+                gap_baseline=seed_gap(arm["b"][0]) * 100 if "b" in arm else None,
+                gap_method=seed_gap(arm["m"][0]) * 100 if "m" in arm else None,
+                baseline_vs_dense=b_vs_d,
+                method_vs_baseline=m_vs_b,
+                baseline_drops=drops,
             )
         )
     return out
 
 
+def _worst(f: LevelFinding) -> tuple[str, float | None]:
+    """The group the baseline hurts most (largest dense − baseline drop) and that drop (points)."""
+    if not f.baseline_drops:
+        return "—", None
+    i = int(np.argmax([d.estimate for d in f.baseline_drops]))
+    return f.groups[i], f.baseline_drops[i].estimate * 100
+
+
 def findings_frame(findings: list[LevelFinding]) -> pd.DataFrame:
-    """The findings as a table (points), one row per (criterion, level), for pages and reports."""
+    """The findings as a table (points), one row per level, for pages, reports and the CLI."""
     rows = []
     for f in findings:
         row = {
-            "criterion": f.criterion,
+            "baseline": f.baseline.key,
+            "method": f.method.key if f.method else None,
             "level": f.level,
-            "flops_reduction": f.flops_reduction,
+            "axis": f.axis,
+            "reached": f.reached,
             "seeds": len(f.seeds),
-            "gap_dense": f.gap_dense,
-            "gap_ce": f.gap_ce,
-            "gap_pw": f.gap_pw,
+            "gap_dense": f.gap_dense.estimate * 100,
+            "gap_dense_low": f.gap_dense.low * 100,
+            "gap_dense_high": f.gap_dense.high * 100,
+            "gap_baseline": f.gap_baseline,
+            "gap_method": f.gap_method,
         }
-        for name, iv, v in (
-            ("ce_vs_dense", f.ce_vs_dense, f.verdict_ce),
-            ("pw_vs_ce", f.pw_vs_ce, f.verdict_pw),
+        for name, iv, v, m in (
+            ("baseline_vs_dense", f.baseline_vs_dense, f.verdict_baseline, f.mde_baseline),
+            ("method_vs_baseline", f.method_vs_baseline, f.verdict_method, f.mde),
         ):
             d = iv.as_dict(100) if iv is not None else {"estimate": None, "low": None, "high": None}
             row[name] = d["estimate"]
             row[f"{name}_low"] = d["low"]
             row[f"{name}_high"] = d["high"]
             row[f"verdict_{name.split('_')[0]}"] = v
-        row["hurt_by_ce"] = ", ".join(g for g, _ in f.hurt()) or "none"
+            row[f"mde_{name}"] = m
+        row["hurt_by_baseline"] = ", ".join(g for g, _ in f.hurt()) or "none"
+        row["worst_group"], row["worst_drop"] = _worst(f)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def summary_of(findings: list[LevelFinding], criterion: str | None = None) -> dict:
-    """The headline dict of :func:`summary` from already computed findings."""
+def summary_of(findings: list[LevelFinding]) -> dict:
+    """The headline dict of :func:`summary` from already computed findings (one comparison)."""
     if not findings:
         raise FairpruneError(ERR_NO_PRUNED)
-    crit = criterion or findings[0].criterion
-    mine = [f for f in findings if f.criterion == crit]
-    if not mine:
-        have = ", ".join(sorted({f.criterion for f in findings}))
-        raise FairpruneError(
-            ERR_NO_CRITERION.format(sweep=findings[0].sweep_id, criterion=crit, have=have)
-        )
-    top = max(mine, key=lambda f: f.level)
+    top = max(findings, key=lambda f: f.level)
+    frame = findings_frame(findings)
+    levels = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in frame.to_dict(orient="records")
+    ]
     return {
         "sweep_id": top.sweep_id,
-        "criterion": top.criterion,
+        "criterion": top.baseline.criterion,
         "level": top.level,
         "seeds": top.seeds,
         "groups": top.groups,
-        "gap_dense": top.gap_dense,
-        "gap_ce": top.gap_ce,
-        "gap_pw": top.gap_pw,
-        "ce_vs_dense": None if top.ce_vs_dense is None else top.ce_vs_dense.as_dict(100),
-        "pw_vs_ce": None if top.pw_vs_ce is None else top.pw_vs_ce.as_dict(100),
-        "verdict_ce": top.verdict_ce,
-        "verdict_pw": top.verdict_pw,
+        "gap_dense": top.gap_dense.estimate * 100,
+        "gap_ce": top.gap_baseline,
+        "gap_pw": top.gap_method,
+        "ce_vs_dense": None if top.baseline_vs_dense is None else top.baseline_vs_dense.as_dict(100),
+        "pw_vs_ce": None if top.method_vs_baseline is None else top.method_vs_baseline.as_dict(100),
+        "verdict_ce": top.verdict_baseline,
+        "verdict_pw": top.verdict_method,
         "headline": headline(top),
+        "baseline": top.baseline.as_dict(),
+        "method": top.method.as_dict() if top.method else None,
+        "axis": top.axis,
+        "gap_dense_interval": top.gap_dense.as_dict(100),
+        "mde": top.mde,
+        "mde_ce_vs_dense": top.mde_baseline,
+        "levels": levels,
     }
 
 
@@ -345,34 +402,46 @@ def summary(
     store,
     sweep_id: str | None = None,
     *,
+    baseline=None,
+    method=None,
     criterion: str | None = None,
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
 ) -> dict:
     """The headline of a sweep as one JSON-able dict (gaps in points, intervals 95%).
 
-    The level is the sweep's highest; the criterion the one given, else the sweep's first.
+    The level is the sweep's highest; the comparison the one given, else the default pair.
     ``sweep_id`` None takes the newest sweep with pruned cells.
 
     Returns
     -------
     dict
-        Exactly the keys ``sweep_id, criterion, level, seeds, groups, gap_dense, gap_ce, gap_pw,
-        ce_vs_dense, pw_vs_ce, verdict_ce, verdict_pw, headline``; the two comparisons are
-        ``{"estimate", "low", "high"}`` in points (``ce_vs_dense`` = gap_ce − gap_dense,
-        ``pw_vs_ce`` = gap_pw − gap_ce), None where a loss is missing.
+        ``sweep_id, criterion, level, seeds, groups, gap_dense, gap_ce, gap_pw, ce_vs_dense,
+        pw_vs_ce, verdict_ce, verdict_pw, headline`` as before — ``gap_ce``/``ce_vs_dense`` are
+        the *baseline's* (gap_baseline − gap_dense), ``gap_pw``/``pw_vs_ce`` the *method's*
+        (gap_method − gap_baseline), each ``{"estimate", "low", "high"}`` in points — then
+        ``baseline`` and ``method`` (``{"criterion", "loss"}``), ``axis``, ``gap_dense_interval``,
+        ``mde`` (points, method vs baseline, 80% power), ``mde_ce_vs_dense`` and ``levels`` (every
+        level's row of :func:`findings_frame`).
     """
-    findings = level_findings(store, sweep_id, criterion=criterion, n_boot=n_boot, seed=seed)
-    return summary_of(findings, criterion)
+    findings = level_findings(
+        store, sweep_id, baseline=baseline, method=method, criterion=criterion,
+        n_boot=n_boot, seed=seed,
+    )  # fmt: skip
+    return summary_of(findings)
 
 
 __all__ = [
     "GAP_LABEL",
     "LevelFinding",
-    "compare_cells",
+    "SEED_NOTE",
+    "correct_matrix",
     "findings_frame",
     "headline",
     "level_findings",
+    "method_words",
     "summary",
     "summary_of",
+    "sweep_cells",
+    "sweep_methods",
 ]

@@ -8,7 +8,7 @@ the one resampling of the project), so:
 
 - each method's overall accuracy, per-group accuracy, gap (max − min group accuracy) and max ψ_g
   (ψ_g = (A_dense,g − A_sparse,g) − (A_dense − A_sparse), Hashemizadeh et al. 2024) has a 95%
-  percentile interval over test resamples and seeds;
+  basic bootstrap interval over test resamples and seeds (:mod:`fairprune.intervals`);
 - the two comparisons of the fair protocol are paired differences: the *fine-tuning objective*
   (a loss against CE, same criterion, same pruned models) and the *pruning criterion* (a criterion
   against the reference criterion — ``unstructured`` magnitude pruning when the sweep has it —
@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from fairprune.errors import FairpruneError
-from fairprune.intervals import DEFAULT_N_BOOT, arm_replicates, interval, verdict
+from fairprune.intervals import DEFAULT_N_BOOT, arm_replicates, interval, seed_gaps, verdict
 from fairprune.prune.registry import is_unstructured
-from fairprune.sweep.findings import ERR_NO_PRUNED, _correct, sweep_cells
+from fairprune.sweep.findings import ERR_NO_PRUNED, correct_matrix, sweep_cells, sweep_config_json
+from fairprune.sweep.pairing import configured_criteria, method_label
 
 ERR_NO_METHODS = (
     "sweep {sweep} has no pruned cells with a dense baseline yet: run it first, e.g. "
@@ -40,18 +41,9 @@ BASE_LOSS = "ce"
 STATS = ("accuracy", "gap", "max_psi")
 
 
-def method_label(criterion: str, loss: str) -> str:
-    """How a method is named on every page, the report and the CLI."""
-    return f"{criterion} + {loss}"
-
-
 def _overall(acc: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Overall accuracy from group accuracies (the stratified resample keeps group sizes)."""
     return acc @ weights
-
-
-def _gap(acc: np.ndarray) -> np.ndarray:
-    return acc.max(axis=-1) - acc.min(axis=-1)
 
 
 def _max_psi(acc: np.ndarray, dense: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -65,7 +57,7 @@ def _stats(acc: np.ndarray, dense: np.ndarray, weights: np.ndarray) -> dict[str,
     """Seed-averaged statistics of group accuracies ``acc`` (…, S, G); ``dense`` (…, 1, G)."""
     return {
         "accuracy": _overall(acc, weights).mean(axis=-1),
-        "gap": _gap(acc).mean(axis=-1),
+        "gap": seed_gaps(acc).mean(axis=-1),  # the mean of the seeds' gaps, as everywhere
         "max_psi": _max_psi(acc, dense, weights).mean(axis=-1),
         "groups": acc.mean(axis=-2),
     }
@@ -135,7 +127,9 @@ def methods_table(
     pruned = cells[cells["criterion"] != "dense"]
     if dense.empty or pruned.empty:
         raise FairpruneError(ERR_NO_METHODS.format(sweep=sweep_id))
-    criteria = sorted(pruned["criterion"].unique())
+    criteria = configured_criteria(
+        sweep_config_json(store, sweep_id), sorted(pruned["criterion"].unique())
+    )
     if reference is None:
         reference = REFERENCE_CRITERION if REFERENCE_CRITERION in criteria else criteria[0]
     elif reference not in criteria:
@@ -144,7 +138,7 @@ def methods_table(
         )
     dense_key = str(dense["cell_key"].iloc[0])
     preds = store.predictions([dense_key, *pruned["cell_key"]])
-    d, groups, _ = _correct(preds, [dense_key])
+    d, groups, _ = correct_matrix(preds, [dense_key])
     names = [str(g) for g in preds[dense_key].group_names]
     weights = np.bincount(groups, minlength=len(names)) / len(groups)
 
@@ -154,7 +148,7 @@ def methods_table(
         arms = {}  # (criterion, loss) -> (cells sorted by seed)
         for (crit, loss), c in at.groupby(["criterion", "loss"], sort=True):
             arms[(str(crit), str(loss))] = c.sort_values("seed")
-        mats = [d] + [_correct(preds, list(c["cell_key"]))[0] for c in arms.values()]
+        mats = [d] + [correct_matrix(preds, list(c["cell_key"]))[0] for c in arms.values()]
         reps = arm_replicates(mats, groups, n_boot=n_boot, seed=seed)
         (d_est, d_rep), arm_reps = reps[0], reps[1:]
         dense_stats = (_stats(d_est, d_est, weights), _stats(d_rep, d_rep, weights))

@@ -2,8 +2,8 @@
 from a unit of work to results: it touches no store) → record (the driver saves each model and
 writes each cell to the results store in one transaction, as soon as it is finished).
 
-Every executor shares ``run_unit`` and the driver's record loop (``run_sweep``), so serial and
-distributed runs cannot drift apart: an executor only decides where ``run_unit`` runs
+Every executor shares ``run_unit`` (``cell_runner``) and the driver's record loop (``run_sweep``),
+so serial and distributed runs cannot drift apart: an executor only decides where ``run_unit`` runs
 (``SerialExecutor``: here, one unit after another; ``fairprune.sweep.distributed.RayExecutor``: on
 Ray workers). Rerunning a sweep skips finished cells; stopping loses at most the cell in progress.
 Every stage that draws random numbers is seeded from the cell's seed, so the same sweep on the same
@@ -15,80 +15,28 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
-import pandas as pd
-import torch
-from torch import nn
-
-from fairprune.config import PruneConfig, SweepConfig
-from fairprune.data import DatasetBundle, load_dataset
-from fairprune.errors import FairpruneError
-from fairprune.evaluate import Predictions, dense_outputs, measure_latency, predict
-from fairprune.loss import get_loss
-from fairprune.metrics import accuracy_gap, audit, pruning_disparity
+from fairprune.config import SweepConfig
+from fairprune.evaluate import measure_latency
+from fairprune.metrics import accuracy_gap
 from fairprune.nets.checkpoint import save_model
-from fairprune.nets.flops import count_macs_params
-from fairprune.nets.imports import load_model
 from fairprune.nets.manifest import ModelRecord
-from fairprune.prune.registry import CRITERIA, UNSTRUCTURED_METHOD
-from fairprune.prune.targeting import prune_model
+from fairprune.sweep.cell_runner import CellResult, run_unit
+from fairprune.sweep.context import SweepContext, load_context
 from fairprune.sweep.grid import (
-    ERR_NO_SPLIT,
     Cell,
     PruneUnit,
     cell_key_for,
     iter_cells,
     prune_units,
-    sweep_id_for,
     validate_sweep,
 )
-from fairprune.train import finetune
-from fairprune.utils import Progress, seed_everything, stable_hash
+from fairprune.utils import Progress, stable_hash
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SweepContext:
-    """What every cell of a sweep shares; loaded once per process (driver or worker)."""
-
-    config: SweepConfig
-    sweep_id: str
-    dense: nn.Module  # the dense model (never mutated: cells work on copies)
-    record: ModelRecord  # its manifest
-    bundle: DatasetBundle
-    split_key: str  # dataset fingerprint + audit split: which rows the predictions are on
-    dense_preds: Predictions | None  # the dense model on the audit split (None on a Ray worker)
-    dense_table: pd.DataFrame  # its per-group audit
-    _dense_train: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def eval_split(self):
-        return self.bundle.splits[self.config.eval_split]
-
-    def dense_train(self) -> torch.Tensor:
-        """(N, K) dense logits on the training split, computed once, for PW losses/criteria."""
-        if self._dense_train is None:
-            self._dense_train = dense_outputs(self.dense, self.bundle.splits["train"])
-        return self._dense_train
-
-
-@dataclass
-class CellResult:
-    """One finished cell, before it is stored: the model and everything measured on it."""
-
-    cell: Cell
-    key: str  # the cell's key in the results store
-    model: nn.Module  # the pruned, fine-tuned model (CPU)
-    prune_info: dict  # flops_reduction, macs, params, weight_sparsity
-    config: dict  # sweep, prune, finetune and cell configs (asdict)
-    overall: dict  # accuracy, gap, std_delta, max_psi, latency_ms, weight_sparsity
-    table: pd.DataFrame  # per-group audit (group_metrics' columns)
-    preds: Predictions  # per-sample predictions on the audit split
-    environment: dict | None = None  # where it ran (torch, threads, device); None: this process
 
 
 @dataclass(frozen=True)
@@ -105,66 +53,6 @@ class SweepPlan:
         return prune_units(self.todo)
 
 
-def sweep_dataset(config: SweepConfig) -> DatasetBundle:
-    """The sweep's dataset (``load_dataset`` keeps it cached in this process)."""
-    return load_dataset(
-        config.dataset, config.data_root, csv=config.csv, **dict(config.dataset_options)
-    )
-
-
-def load_context(
-    config: SweepConfig,
-    *,
-    dense: tuple[nn.Module, ModelRecord] | None = None,
-    dense_table: pd.DataFrame | None = None,
-) -> SweepContext:
-    """Load the dense model and the dataset of a sweep, and audit the dense model once.
-
-    Parameters
-    ----------
-    config : SweepConfig
-    dense : (nn.Module, ModelRecord), optional
-        The dense model already loaded (a Ray worker gets it as bytes from the driver, since
-        ``config.dense_model`` is a path on the driver's disk); default: load that path.
-    dense_table : DataFrame, optional
-        The dense model's per-group audit, already made by the driver: a worker then neither
-        predicts nor audits the dense model again (``dense_preds`` stays None: only the driver
-        records the dense cell).
-
-    Raises
-    ------
-    FairpruneError
-        Invalid grid, unreadable checkpoint or dataset, or a missing split.
-    """
-    validate_sweep(config)
-    dense, record = dense if dense is not None else load_model(config.dense_model)
-    bundle = sweep_dataset(config)
-    for split in ("train", config.eval_split):
-        if split not in bundle.splits:
-            raise FairpruneError(
-                ERR_NO_SPLIT.format(
-                    dataset=config.dataset, split=split, have=", ".join(bundle.splits)
-                )
-            )
-    split_key = f"{bundle.fingerprint}-{config.eval_split}"
-    preds = None
-    if dense_table is None:
-        preds = predict(
-            dense, bundle.splits[config.eval_split], model_hash=record.sha256, split_key=split_key
-        )
-        dense_table = audit(preds, bundle, n_boot=config.n_boot)
-    return SweepContext(
-        config=config,
-        sweep_id=sweep_id_for(config, record.sha256),
-        dense=dense,
-        record=record,
-        bundle=bundle,
-        split_key=split_key,
-        dense_preds=preds,
-        dense_table=dense_table,
-    )
-
-
 def plan_sweep(ctx: SweepContext, store, only: Callable[[Cell], bool] | None = None) -> SweepPlan:
     """The sweep's grid and the cells still to run (``only`` narrows what runs now)."""
     cells = tuple(iter_cells(ctx.config))
@@ -175,124 +63,6 @@ def plan_sweep(ctx: SweepContext, store, only: Callable[[Cell], bool] | None = N
     )
     dense_key = "c-" + stable_hash({"sweep": ctx.sweep_id, "dense": ctx.record.sha256}, 16)
     return SweepPlan(ctx.sweep_id, dense_key, cells, todo)
-
-
-def _calib_batches(split, dense_logits: torch.Tensor, cfg: PruneConfig) -> list:
-    batches = []
-    for x, y, _g, idx in split.batches(cfg.calib_batch_size, shuffle=True, seed=cfg.seed):
-        batches.append((x, y, dense_logits[idx]))
-        if len(batches) >= cfg.calib_batches:
-            break
-    return batches
-
-
-def _needs_dense(unit: PruneUnit) -> bool:
-    spec = CRITERIA.get(unit.criterion)
-    return bool(spec and spec.needs_dense) or any(get_loss(c.loss).uses_dense for c in unit.cells)
-
-
-def prune_unit(ctx: SweepContext, unit: PruneUnit) -> tuple[nn.Module, dict, PruneConfig]:
-    """Prune a copy of the dense model for one (criterion, level, seed)."""
-    config, record = ctx.config, ctx.record
-    pcfg = replace(
-        config.prune,
-        criterion=unit.criterion,
-        target_reduction=unit.target_reduction,
-        seed=unit.seed,
-        min_weight=config.min_weight,
-        gamma=config.gamma,
-    )
-    spec = CRITERIA[unit.criterion]
-    if spec.method == UNSTRUCTURED_METHOD:  # single weights zeroed: target = weight sparsity
-        seed_everything(unit.seed)  # calibration batches and any random choice of the criterion
-        model, sparsity = spec.run(
-            ctx.dense,
-            pcfg,
-            split=ctx.bundle.splits["train"],
-            input_size=record.input_size,
-            group_names=ctx.bundle.group_names,
-        )
-        macs, params = count_macs_params(model, record.input_size)
-        info = {
-            "flops_reduction": 1.0 - macs / record.macs if record.macs else 0.0,
-            "macs": macs,
-            "params": params,
-            "weight_sparsity": sparsity,
-        }
-        return model, info, pcfg
-    calib = None
-    if CRITERIA[unit.criterion].needs_data:
-        dense_train = ctx.dense_train() if _needs_dense(unit) else _zeros(ctx)
-        calib = _calib_batches(ctx.bundle.splits["train"], dense_train, pcfg)
-    result = prune_model(ctx.dense, pcfg, input_size=record.input_size, calib=calib)
-    info = {
-        "flops_reduction": float(result.flops_reduction),
-        "macs": int(result.macs_after),
-        "params": int(result.params_after),
-        "weight_sparsity": 0.0,
-    }
-    return result.model, info, pcfg
-
-
-def _zeros(ctx: SweepContext) -> torch.Tensor:
-    return torch.zeros(len(ctx.bundle.splits["train"]), ctx.record.num_outputs)
-
-
-def run_unit(
-    ctx: SweepContext,
-    unit: PruneUnit,
-    *,
-    should_stop: Callable[[], bool] | None = None,
-    report: Callable[[str], None] | None = None,
-) -> Iterator[CellResult]:
-    """Prune once, then fine-tune, predict and audit one copy per loss; yield each cell's result.
-
-    Pure with respect to storage: nothing is written. Stops early (yielding nothing more) when
-    ``should_stop()`` turns True; a half-trained cell is never yielded.
-    """
-    stop = should_stop or (lambda: False)
-    say = report or (lambda info: None)
-    config = ctx.config
-    label = f"{unit.criterion} {unit.target_reduction:.1%} seed {unit.seed}"
-    say(f"pruning: {label}")
-    pruned, prune_info, pcfg = prune_unit(ctx, unit)
-    train_split = ctx.bundle.splits["train"]
-    dense_train = ctx.dense_train() if _needs_dense(unit) else _zeros(ctx)
-    for cell in unit.cells:
-        if stop():
-            return
-        model = copy.deepcopy(pruned)
-        fcfg = replace(
-            config.finetune,
-            loss=cell.loss,
-            seed=cell.seed,
-            min_weight=config.min_weight,
-            gamma=config.gamma,
-        )
-        say(f"fine-tuning: {label} {cell.loss}")
-        finetune(model, train_split, fcfg, dense_logits=dense_train, should_stop=stop)
-        if stop():
-            return  # the half-trained cell is dropped; finished ones are already yielded
-        model = model.cpu().eval()
-        preds = predict(model, ctx.eval_split, split_key=ctx.split_key)
-        table = audit(preds, ctx.bundle, n_boot=config.n_boot)
-        disparity = pruning_disparity(ctx.dense_table, table)
-        overall = {
-            "accuracy": float(preds.correct.mean()),
-            "gap": accuracy_gap(table),
-            "std_delta": disparity["std_delta"],
-            "max_psi": disparity["max_psi"],
-            "latency_ms": measure_latency(model, ctx.record.input_size, repeats=10),
-            "weight_sparsity": prune_info["weight_sparsity"],
-        }
-        cfg = {
-            "sweep": asdict(config),
-            "prune": asdict(pcfg),
-            "finetune": asdict(fcfg),
-            "cell": asdict(cell),
-        }
-        key = cell_key_for(ctx.sweep_id, cell)
-        yield CellResult(cell, key, model, prune_info, cfg, overall, table, preds)
 
 
 def record_dense(store, ctx: SweepContext, plan: SweepPlan) -> None:

@@ -174,13 +174,16 @@ def test_sweep_page_charts_and_cells(store_env):
                                ce["gap"] * 100)  # fmt: skip
     store_head = summary(store, store_env["sweep_id"])
     assert store_head["headline"] in _texts(at)
-    shown = at.dataframe[-2].value.set_index("FLOPs reduction")
+    shown = at.dataframe[-2].value.set_index("FLOPs reduction (%)")
     top = shown.iloc[-1]
-    assert top["gap CE"] == pytest.approx(round(store_head["gap_ce"], 1))
-    assert top["gap dense"] == pytest.approx(round(store_head["gap_dense"], 1))
+    assert top["gap l1 + ce"] == pytest.approx(round(store_head["gap_ce"], 1))
+    iv = store_head["gap_dense_interval"]
+    assert top["gap dense [95% CI]"] == (
+        f"{iv['estimate']:.1f} [{iv['low']:.1f}, {iv['high']:.1f}]"
+    )
     iv = store_head["ce_vs_dense"]
-    assert (
-        top["CE − dense [95% CI]"] == f"{iv['estimate']:+.1f} [{iv['low']:+.1f}, {iv['high']:+.1f}]"
+    assert top["l1 + ce − dense [95% CI]"] == (
+        f"{iv['estimate']:+.1f} [{iv['low']:+.1f}, {iv['high']:+.1f}]"
     )
 
 
@@ -264,7 +267,7 @@ def _onnx_store(store_env, tmp_path, monkeypatch):
     """A store of the fixture's dense checkpoint and its ONNX export (the shared one stays as is)."""
     import shutil
 
-    from fairprune.nets.onnx_io import export_checkpoint
+    from fairprune.nets.onnx_export import export_checkpoint
 
     dense = store_env["dense"]
     for suffix in (".safetensors", ".json"):
@@ -346,7 +349,7 @@ def _no_model_runs(monkeypatch):
 
 
 def test_overview_records_decisions_on_the_sweep(own_store):
-    from fairprune.app.ui import ERR_PICK_DECISION
+    from fairprune.app.review import ERR_PICK_DECISION
     from fairprune.sweep.results import ERR_NO_REVIEWER
 
     # other tests add sweeps to the shared store: look at the fixture's, whichever is newest
@@ -599,3 +602,99 @@ def test_audit_starts_from_resamples_every_chosen_model_has_stored(own_store, mo
         np.testing.assert_allclose(
             shown["accuracy_low"], stored.loc[shown.index, "accuracy_low"] * 100
         )
+
+
+# ---------------------------------------------------------------- the demo button, empty choices
+
+
+def _stub_demo(monkeypatch, job):
+    """The Overview's demo with a stand-in job: nothing trains, the page only follows ``job``."""
+    from fairprune.app import demo_job
+
+    started = []
+    monkeypatch.setattr(demo_job, "start_demo", lambda **kw: started.append(kw) or job)
+    monkeypatch.setattr(demo_job, "demo_job", lambda: job if started else None)
+    return started
+
+
+def test_overview_runs_the_demo_as_a_job_and_follows_its_progress(empty_env, monkeypatch):
+    from fairprune.app import demo_job, jobs
+
+    job = jobs.SweepJob(key="demo", config=None, stage="dense", done=40, total=400,
+                        info="train epoch 1/10 loss 0.6")  # fmt: skip
+    started = _stub_demo(monkeypatch, job)
+    at = _run("app.py")
+    assert not (empty_env / "results.sqlite").exists()  # an empty store costs no backend
+    at.button(key="overview_run_demo").click().run()
+    assert not at.exception and not at.error
+    assert started == [{"results_path": empty_env / "results.sqlite",
+                        "models_dir": empty_env / "models"}]  # fmt: skip
+    assert at.info[0].value.startswith("The demo is running in the background")
+    (bar,) = at.get("progress")
+    assert bar.proto.text == demo_job.demo_progress(job)[1]
+    assert at.get("plotly_chart") == [] and at.button == []
+    job.state, job.error = "failed", "the sweep's process stopped before it finished"
+    at.run()  # a failed demo: one line, and the button to try again
+    assert [e.value for e in at.error] == [f"The demo stopped: {job.error}"]
+    assert at.button[0].label == "Run the demo"
+
+
+def test_overview_shows_the_chart_once_the_demos_first_pruned_models_land(store_env,
+                                                                          monkeypatch):  # fmt: skip
+    from fairprune.app import jobs
+
+    job = jobs.SweepJob(key="demo", config=None, stage="sweep", done=1, total=19)
+    _stub_demo(monkeypatch, job).append({})  # started in another session
+    at = _run("app.py")
+    assert at.get("plotly_chart") == [] and len(at.get("progress")) == 1
+    job.landed.append("first-cell")
+    at.run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1 and at.get("progress") == []
+
+
+def _csv_dataset(root: Path) -> tuple:
+    """A tiny two-class CSV dataset under ``root`` (the dashboard's dataset choice for it)."""
+    from PIL import Image
+
+    (root / "img").mkdir(parents=True)
+    rows = ["path,label,group"]
+    for i in range(24):
+        Image.new("RGB", (8, 8), (10 * i, 100, 200)).save(root / "img" / f"{i:02d}.png")
+        rows.append(f"img/{i:02d}.png,{'ab'[i % 2]},{'xy'[(i // 2) % 2]}")
+    (root / "data.csv").write_text("\n".join(rows) + "\n")
+    return ("csv", str(root), str(root / "data.csv"), {"image_size": 8})
+
+
+def test_audit_says_in_one_line_when_no_model_was_made_for_the_dataset(store_env, tmp_path,
+                                                                       monkeypatch):  # fmt: skip
+    from fairprune.app import choices
+
+    monkeypatch.setenv("FAIRPRUNE_ALLOWED_ROOTS", str(tmp_path))
+    at = _run("pages/3_Audit.py", fp_dataset_choice=_csv_dataset(tmp_path))
+    names = [r.name for r in list_models(store_env["models"])]
+    assert [i.value for i in at.info] == [
+        choices.no_models_message("CSV dataset (data.csv)", names)
+    ]
+    assert at.multiselect == [] and at.get("plotly_chart") == []
+
+
+def test_forgotten_offers_only_the_dense_models_own_pruned_models(store_env, tmp_path,
+                                                                  monkeypatch):  # fmt: skip
+    import json
+    import shutil
+
+    from fairprune.app import choices
+
+    dense = store_env["dense"]
+    pruned = next(r for r in list_models(store_env["models"]) if r.kind == "pruned")
+    for record in (dense, pruned):
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(Path(record.path).with_suffix(suffix), tmp_path)
+    manifest = tmp_path / f"{pruned.name}.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "parent": "0" * 64}))  # another model's child
+    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(tmp_path))
+    at = _run("pages/5_What_pruning_forgot.py", fp_dataset_choice=FIXTURE_DATA)
+    assert [i.value for i in at.info] == [choices.NO_PRUNED_CHILD.format(dense=dense.name)]
+    assert not [s for s in at.selectbox if s.key == "forgot_pruned"]

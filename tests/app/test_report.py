@@ -24,10 +24,14 @@ def _cells(long: pd.DataFrame) -> pd.DataFrame:
 
 
 FINDINGS = pd.DataFrame(
-    [{"criterion": "l1", "level": 0.9375, "flops_reduction": 0.94, "seeds": 3, "gap_dense": 3.0,
-      "gap_ce": 7.0, "gap_pw": 6.0, "ce_vs_dense": 4.0, "ce_vs_dense_low": 1.0,
-      "ce_vs_dense_high": 7.0, "verdict_ce": "wider", "pw_vs_ce": -1.0, "pw_vs_ce_low": -3.0,
-      "pw_vs_ce_high": 1.0, "verdict_pw": "no_difference", "hurt_by_ce": "dark"}]
+    [{"baseline": "taylor:ce", "method": "pw_taylor:pw", "level": 0.9375,
+      "axis": "FLOPs reduction", "reached": 0.94, "seeds": 3, "gap_dense": 3.0,
+      "gap_dense_low": 1.0, "gap_dense_high": 4.5, "gap_baseline": 7.0, "gap_method": 6.0,
+      "baseline_vs_dense": 4.0, "baseline_vs_dense_low": 1.0, "baseline_vs_dense_high": 7.0,
+      "verdict_baseline": "wider", "mde_baseline_vs_dense": 4.2, "method_vs_baseline": -1.0,
+      "method_vs_baseline_low": -3.0, "method_vs_baseline_high": 1.0,
+      "verdict_method": "no_difference", "mde_method_vs_baseline": 2.8,
+      "hurt_by_baseline": "dark", "worst_group": "dark", "worst_drop": 6.1}]
 )  # fmt: skip
 
 

@@ -4,7 +4,8 @@ import json
 
 from fairprune.cli import main
 from fairprune.nets.onnx_check import ERR_ONNX_PARSE, REASON_PROTOBUF
-from fairprune.nets.onnx_io import ERR_NOT_PRUNABLE, ERR_ONNX_INPUT_SIZE, ERR_OUT_SUFFIX
+from fairprune.nets.onnx_export import ERR_OUT_SUFFIX
+from fairprune.nets.onnx_runtime import ERR_NOT_PRUNABLE, ERR_ONNX_INPUT_SIZE
 
 TINY = ["--option", "test_limit=300", "--option", "limit=600"]  # the fixture store's data
 

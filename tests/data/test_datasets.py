@@ -24,7 +24,9 @@ from fairprune.data.csv_table import (
     ERR_CSV_COLUMNS,
     ERR_CSV_EMPTY_VALUES,
     ERR_CSV_MISSING,
+    ERR_EMPTY_SPLIT,
     ERR_FEW_CLASSES,
+    ERR_NO_TEST_FRACTION,
     load_csv_dataset,
 )
 from fairprune.data.files import ERR_IMAGE_UNREADABLE, ERR_IMAGES_MISSING
@@ -262,6 +264,27 @@ def test_csv_label_and_split_errors(tmp_path):
     no_test = [dict(r, split="train" if r["split"] == "test" else r["split"]) for r in rows]
     _csv(tmp_path, no_test)
     _raises(load, "data.csv yields an empty test split; check the split column or fractions.")
+    assert ERR_EMPTY_SPLIT.format(source="data.csv", split="test") == (
+        "data.csv yields an empty test split; check the split column or fractions."
+    )
     only_f = [dict(r, split="train") if r["sex"] == "M" else r for r in rows]  # test: women only
     _csv(tmp_path, only_f)
     _raises(load, ERR_EMPTY_GROUP.format(split="test", group="M"))
+
+
+@pytest.mark.parametrize("fraction", [0, 0.0])
+def test_csv_test_fraction_zero_is_refused_before_reading(tmp_path, fraction):
+    """No test split means nothing to audit: refused in one line, before the CSV is read."""
+    rows = [{k: v for k, v in r.items() if k != "split"} for r in _intersection_rows()]
+    csv = _csv(tmp_path, rows)
+    _raises(
+        lambda: load_dataset("csv", tmp_path, csv=csv, group_columns=("sex",), test_fraction=fraction),
+        ERR_NO_TEST_FRACTION.format(value=fraction),
+    )
+    assert ERR_NO_TEST_FRACTION.format(value=0) == (
+        "test_fraction=0 leaves no test split to audit; use a fraction above 0 (default 0.2)."
+    )
+    # a fraction that still rounds to one test row per (group, label) cell is kept
+    bundle = load_dataset("csv", tmp_path, csv=csv, group_columns=("sex",), test_fraction=0.01,
+                          image_size=8)  # fmt: skip
+    assert len(bundle.splits["test"]) == 4

@@ -51,7 +51,8 @@ def test_group_proportions():
     # the defaults: at least 600 test images per skin tone, training skewed toward light
     defaults = inspect.signature(synthderm.load_synthderm).parameters
     assert defaults["n_test"].default // 3 >= 600
-    shares = defaults["train_proportions"].default
+    assert defaults["preset"].default == "control"
+    shares = synthderm.PRESETS["control"]["train_proportions"]
     assert shares[0] == max(shares) and shares[0] > 1 / 3  # light is the majority
 
 

@@ -18,7 +18,7 @@ from fairprune.nets.architectures import (
 )
 from fairprune.nets.checkpoint import save_model
 from fairprune.nets.imports import load_model
-from fairprune.prune.targeting import prune_model
+from fairprune.prune.registry import prune_model
 
 
 def test_registry_keys():

@@ -29,19 +29,19 @@ from fairprune.nets.onnx_check import (
     REASON_NO_GRAPH,
     REASON_PROTOBUF,
 )
-from fairprune.nets.onnx_io import (
+from fairprune.nets.onnx_export import (
     ERR_EXPORT_MISMATCH,
-    ERR_NOT_PRUNABLE,
-    ERR_ONNX_INPUT_SIZE,
-    ERR_ONNX_OLD_OPSET,
-    ERR_ONNX_RUNTIME,
     ERR_OUT_SUFFIX,
     VERIFY_ATOL,
     export_checkpoint,
     export_onnx,
-    import_onnx,
-    list_onnx,
-    load_for_audit,
+)
+from fairprune.nets.onnx_io import import_onnx, list_onnx, load_for_audit
+from fairprune.nets.onnx_runtime import (
+    ERR_NOT_PRUNABLE,
+    ERR_ONNX_INPUT_SIZE,
+    ERR_ONNX_OLD_OPSET,
+    ERR_ONNX_RUNTIME,
     load_onnx,
     refuse_onnx,
 )

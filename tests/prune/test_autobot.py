@@ -8,7 +8,7 @@ from fairprune.nets.architectures import build_model
 from fairprune.nets.flops import count_macs_params
 from fairprune.prune.autobot import _flops, _flops_terms
 from fairprune.prune.groups import build_graph, channel_groups
-from fairprune.prune.targeting import prune_model
+from fairprune.prune.registry import prune_model
 from tests.prune.test_pruning import Tiny, _calib, tiny_macs
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from fairprune.config import PruneConfig
 from fairprune.data.base import SplitData
 from fairprune.errors import FairpruneError
+from fairprune.prune.context import PruneContext
 from fairprune.prune.fairgrape import (
     ERR_KEEP,
     _schedule,
@@ -18,9 +19,8 @@ from fairprune.prune.fairgrape import (
     group_importance,
 )
 from fairprune.prune.objective import calibration_batches
-from fairprune.prune.registry import CRITERIA
-from fairprune.prune.targeting import ERR_UNSTRUCTURED, prune_model
-from fairprune.prune.unstructured import ERR_SPARSITY, weight_sparsity
+from fairprune.prune.registry import CRITERIA, prune_model
+from fairprune.prune.unstructured import ERR_NEEDS_SPLIT, ERR_SPARSITY, weight_sparsity
 
 # a layer of six weights, two groups: importance of each weight for each group
 LAYER = np.array(
@@ -119,7 +119,9 @@ def test_fairgrape_prunes_every_layer_to_the_target_sparsity():
     before = copy.deepcopy(model.state_dict())
     cfg = PruneConfig(criterion="fairgrape", target_reduction=0.5, calib_batches=2,
                       calib_batch_size=32, fairgrape_step_batches=1)  # fmt: skip
-    pruned, sparsity = CRITERIA["fairgrape"].run(model, cfg, split=split, input_size=6)
+    result = CRITERIA["fairgrape"].prune(model, cfg, PruneContext(6, split=split))
+    pruned, sparsity = result.model, result.weight_sparsity
+    assert result.macs_after == result.macs_before and result.flops_reduction == 0.0
     # c1: 108 weights keep round(54) = 54; c2: 216 keep 108 → 162 zeros of 324
     assert int((pruned.c1.weight == 0).sum()) == 54
     assert int((pruned.c2.weight == 0).sum()) == 108
@@ -134,13 +136,25 @@ def test_fairgrape_prunes_every_layer_to_the_target_sparsity():
 
 def test_fairgrape_errors():
     model, split = Small(), _split()
-    run = CRITERIA["fairgrape"].run
+    prune, context = CRITERIA["fairgrape"].prune, PruneContext(6, split=split)
     with pytest.raises(FairpruneError) as err:
-        run(model, PruneConfig(target_reduction=1.2), split=split)
+        prune(model, PruneConfig(target_reduction=1.2), context)
     assert str(err.value) == ERR_SPARSITY.format(target=1.2)
     with pytest.raises(FairpruneError) as err:
-        run(model, PruneConfig(target_reduction=0.5, fairgrape_keep_per_iter=1.0), split=split)
+        prune(model, PruneConfig(target_reduction=0.5, fairgrape_keep_per_iter=1.0), context)
     assert str(err.value) == ERR_KEEP.format(keep=1.0)
     with pytest.raises(FairpruneError) as err:
         prune_model(model, PruneConfig(criterion="fairgrape"), input_size=6)
-    assert str(err.value) == ERR_UNSTRUCTURED.format(name="fairgrape")
+    assert str(err.value) == ERR_NEEDS_SPLIT.format(name="fairgrape")
+
+
+def test_prune_model_runs_unstructured_criteria_through_the_same_interface():
+    torch.manual_seed(0)
+    model, split = Small().eval(), _split()
+    cfg = PruneConfig(criterion="fairgrape", target_reduction=0.5, calib_batches=2,
+                      calib_batch_size=32, fairgrape_step_batches=1)  # fmt: skip
+    direct = CRITERIA["fairgrape"].prune(model, cfg, PruneContext(6, split=split))
+    result = prune_model(model, cfg, input_size=6, split=split)
+    assert result.weight_sparsity == direct.weight_sparsity == pytest.approx(162 / 324)
+    for k, v in direct.model.state_dict().items():  # same seed: the same weights
+        assert torch.equal(result.model.state_dict()[k], v)

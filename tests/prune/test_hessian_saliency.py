@@ -11,6 +11,7 @@ from fairprune.data.base import SplitData
 from fairprune.errors import FairpruneError
 from fairprune.prune import hessian
 from fairprune.prune import hessian_saliency as hs
+from fairprune.prune.context import PruneContext
 from fairprune.prune.objective import ERR_GROUP_NAME
 from fairprune.prune.registry import CRITERIA
 from fairprune.prune.unstructured import prunable_weights, weight_sparsity
@@ -154,7 +155,8 @@ def test_saliency_is_the_papers_gap_and_the_smallest_are_pruned():
     cfg = PruneConfig(criterion="fairprune", target_reduction=0.5, calib_batches=1,
                       calib_batch_size=n, fairprune_privileged="0", fairprune_unprivileged="1",
                       fairprune_beta=beta)  # fmt: skip
-    pruned, sparsity = CRITERIA["fairprune"].run(model, cfg, split=split, input_size=4)
+    result = CRITERIA["fairprune"].prune(model, cfg, PruneContext(4, split=split))
+    pruned, sparsity = result.model, result.weight_sparsity
     xs = split.uint8(np.arange(n)).float() / 255.0  # what the criterion saw
     sal, _ = hs.fairprune_saliency(model, [(xs, y, g)], privileged=0, unprivileged=1, beta=beta)
     for name, m in dict(pruned.named_modules()).items():
@@ -200,7 +202,7 @@ def test_large_networks_without_an_exact_backpack_path_are_refused(monkeypatch):
         hessian.hessian_diagonal(SiLUNet(), _batches([4], 2))
     assert str(err.value) == hessian.ERR_HESSIAN.format(layers="SiLU", n=12 * 6 + 6 * 4, limit=50)
     with pytest.raises(FairpruneError) as err:
-        CRITERIA["fairprune"].run(SiLUNet(), PruneConfig(fairprune_beta=0), split=None)
+        hs.prune(SiLUNet(), PruneConfig(fairprune_beta=0), split=None)
     assert str(err.value) == hs.ERR_BETA.format(beta=0.0)
 
 
@@ -237,7 +239,7 @@ def test_direction_the_privileged_group_gives_up_accuracy():
         cfg = PruneConfig(criterion="fairprune", target_reduction=0.5, calib_batches=4,
                           calib_batch_size=128, fairprune_privileged=str(privileged),
                           fairprune_unprivileged=str(unprivileged))  # fmt: skip
-        pruned, _ = CRITERIA["fairprune"].run(dense, cfg, split=split, input_size=2)
+        pruned = CRITERIA["fairprune"].prune(dense, cfg, PruneContext(2, split=split)).model
         drop = before - accuracy(pruned)
         assert drop[privileged] > 0.3  # its rule is gone: about chance on its rows
         assert drop[unprivileged] < 0.1

@@ -1,6 +1,7 @@
 """Structured pruning to a FLOPs target, criteria, MAC counting, unstructured pruning."""
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,13 +12,13 @@ from fairprune.config import PruneConfig
 from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import build_model
 from fairprune.nets.flops import count_macs_params
-from fairprune.prune.registry import CRITERIA, ERR_UNKNOWN
+from fairprune.prune.context import PruneContext
+from fairprune.prune.registry import CRITERIA, ERR_UNKNOWN, is_unstructured, prune_model
 from fairprune.prune.targeting import (
     ERR_NEEDS_DATA,
     ERR_TARGET_RANGE,
     ERR_TOLERANCE,
     _refine_aligned,
-    prune_model,
     unreachable,
 )
 from fairprune.prune.unstructured import ERR_AMOUNT, unstructured_prune
@@ -123,7 +124,7 @@ def test_resnet18_small_input():
 
 def test_pw_taylor_gradients_are_those_of_the_pw_loss():
     from fairprune.loss import performance_weighted_loss
-    from fairprune.prune.objective import _task_loss, accumulate_gradients
+    from fairprune.prune.objective import accumulate_gradients, task_loss
 
     torch.manual_seed(3)
     model = Tiny().eval()
@@ -132,13 +133,13 @@ def test_pw_taylor_gradients_are_those_of_the_pw_loss():
     y = torch.randint(0, 3, (32,), generator=g)
     dense = torch.randn(32, 3, generator=g) * 4
     cfg = PruneConfig(criterion="pw_taylor", min_weight=0.1, gamma=3.0)
-    accumulate_gradients(model, [(x, y, dense)], _task_loss(True, cfg), torch.device("cpu"))
+    accumulate_gradients(model, [(x, y, dense)], task_loss(True, cfg), torch.device("cpu"))
     pw_grad = model.c1.weight.grad.clone()
     ref = copy.deepcopy(model)
     ref.zero_grad()
     performance_weighted_loss(ref(x), y, dense, min_weight=0.1, gamma=3.0).backward()
     torch.testing.assert_close(pw_grad, ref.c1.weight.grad)
-    accumulate_gradients(model, [(x, y, dense)], _task_loss(False, cfg), torch.device("cpu"))
+    accumulate_gradients(model, [(x, y, dense)], task_loss(False, cfg), torch.device("cpu"))
     ref.zero_grad()
     F.cross_entropy(ref(x), y).backward()
     torch.testing.assert_close(model.c1.weight.grad, ref.c1.weight.grad)
@@ -267,7 +268,7 @@ def test_aligned_step_takes_the_block_that_costs_least_importance_per_mac():
     macs0 = demo_cnn_macs(24, 48, 96, 96)
     target = 1 - demo_cnn_macs(24, 48, 80, 96) / macs0
     cfg = PruneConfig(criterion="l1", target_reduction=target, tolerance=1e-6, round_to=16)
-    red, pruned = _refine_aligned(model, CRITERIA["l1"], cfg, 32, macs0, None)
+    red, pruned = _refine_aligned(model, CRITERIA["l1"].prune, cfg, 32, macs0, None)
     assert red == pytest.approx(target)
     widths = [m.out_channels for m in pruned.modules() if isinstance(m, nn.Conv2d)]
     assert widths == [24, 48, 48, 80, 96]
@@ -319,3 +320,23 @@ def test_unstructured_reaches_sparsity_but_no_flops():
     assert not any("_orig" in k for k in pruned.state_dict())  # made permanent
     assert torch.equal(pruned.fc.weight, model.fc.weight)  # head excluded
     assert float((model.stem[0].weight == 0).float().mean()) == 0.0  # argument untouched
+
+
+def test_every_criterion_is_called_the_same_way():
+    # one interface, prune(model, config, context) -> PruneResult, whatever the method
+    assert [n for n in CRITERIA if is_unstructured(n)] == ["unstructured", "fairgrape", "fairprune"]
+    torch.manual_seed(0)
+    model = build_model("demo_cnn", 2, 16)
+    cfg = PruneConfig(criterion="unstructured", target_reduction=0.8)
+    result = CRITERIA["unstructured"].prune(model, cfg, PruneContext(16))
+    pruned, sparsity = unstructured_prune(model, 0.8)
+    assert result.weight_sparsity == sparsity == pytest.approx(0.8, abs=1e-3)
+    assert torch.equal(result.model.stem[0].weight, pruned.stem[0].weight)
+    macs, params = count_macs_params(model, 16)
+    assert (result.macs_before, result.macs_after, result.flops_reduction) == (macs, macs, 0.0)
+    assert result.params_before == result.params_after == params
+    again = prune_model(model, cfg, input_size=16)  # the same call through prune_model
+    assert torch.equal(again.model.stem[0].weight, pruned.stem[0].weight)
+    with pytest.raises(FairpruneError) as err:
+        CRITERIA["taylor"].prune(model, replace(cfg, criterion="taylor"), PruneContext(16))
+    assert str(err.value) == ERR_NEEDS_DATA.format(name="taylor")

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from fairprune.config import PruneConfig
 from fairprune.nets.architectures import build_model
 from fairprune.prune.groups import build_graph, channel_groups
-from fairprune.prune.objective import _task_loss
-from fairprune.prune.targeting import prune_model
+from fairprune.prune.objective import task_loss
+from fairprune.prune.registry import prune_model
 from fairprune.prune.taylor import taylor_scores
 from tests.prune.test_pruning import Tiny, _calib, tiny_macs
 
@@ -52,7 +52,7 @@ def test_one_step_removes_the_lowest_scoring_channel():
     model = Tiny().eval()
     calib = _calib(model, size=8)
     groups = channel_groups(model, build_graph(model, 8))
-    loss = _task_loss(False, PruneConfig())
+    loss = task_loss(False, PruneConfig())
     worst = int(taylor_scores(model, groups, calib[0], loss, torch.device("cpu"))[0].argmin())
     target = 1 - tiny_macs(7) / tiny_macs(8)
     cfg = PruneConfig(criterion="iter_taylor", target_reduction=target, taylor_step_batches=0)

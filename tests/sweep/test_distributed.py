@@ -21,27 +21,29 @@ from fairprune.errors import FairpruneError
 from fairprune.nets.architectures import build_model
 from fairprune.nets.checkpoint import list_models, save_dense_model
 from fairprune.nets.imports import load_model
-from fairprune.sweep import distributed
+from fairprune.sweep import distributed, ray_connect
+from fairprune.sweep.cell_runner import run_unit
+from fairprune.sweep.context import load_context
 from fairprune.sweep.distributed import (
     ERR_BAD_WORKERS,
-    ERR_CODE_MISMATCH,
-    ERR_CONNECT,
-    ERR_DENSE_BYTES,
     ERR_NO_GPUS,
     ERR_UNKNOWN_EXECUTOR,
     RayExecutor,
+    make_executor,
+)
+from fairprune.sweep.payloads import (
+    ERR_DENSE_BYTES,
     cell_from_payload,
     cell_payload,
     dense_from_payload,
     dense_payload,
-    make_executor,
     unit_from_dict,
-    unit_payloads,
     unit_to_dict,
-    worker_context,
 )
+from fairprune.sweep.ray_connect import ERR_CONNECT
+from fairprune.sweep.ray_worker import ERR_CODE_MISMATCH, unit_payloads, worker_context
 from fairprune.sweep.results import ResultsStore
-from fairprune.sweep.runner import load_context, plan_sweep, record_cell, run_sweep, run_unit
+from fairprune.sweep.runner import plan_sweep, record_cell, run_sweep
 from fairprune.train import train_dense
 from fairprune.utils import seed_everything
 from tests.conftest import ROOT
@@ -167,7 +169,7 @@ def test_executor_options_are_checked_before_ray_starts(monkeypatch):
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", refuse)
     with pytest.raises(FairpruneError) as err:
-        distributed.connect("auto")
+        ray_connect.connect("auto")
     assert str(err.value) == ERR_CONNECT.format(
         address="auto", reason="Could not find any running Ray instance."
     )
@@ -206,7 +208,7 @@ def test_a_sweep_that_fails_before_its_first_unit_leaves_no_ray_running(dense, t
     with pytest.raises(FairpruneError):  # the dense model is read after Ray began to start
         run_sweep(config, store=ResultsStore(tmp_path / "r.sqlite"), models_dir=tmp_path,
                   executor=RayExecutor(workers=2))  # fmt: skip
-    assert not ray.is_initialized() and distributed._ACTIVE["runs"] == 0
+    assert not ray.is_initialized() and ray_connect.active_runs() == 0
 
 
 def test_the_dashboard_runs_sweep_after_sweep_on_the_ray_it_started(dense, serial_run, tmp_path):
@@ -228,7 +230,7 @@ def test_the_dashboard_runs_sweep_after_sweep_on_the_ray_it_started(dense, seria
             assert job.state == "finished", (level, job.state, job.error)
             assert ray.is_initialized()  # the dashboard keeps its Ray between sweeps
     finally:
-        distributed.shutdown()
+        ray_connect.shutdown()
     got = {(r.target_reduction, r.loss): r.sha256
            for r in list_models(tmp_path / "m") if r.kind == "pruned"}  # fmt: skip
     assert got == want  # both sweeps ran to the end, with the serial run's bytes

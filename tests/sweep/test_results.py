@@ -2,10 +2,13 @@
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,15 +219,28 @@ def test_threads_share_one_store(tmp_path):
     assert len(store.cells()) == 20 and len(store.group_rows()) == 60
 
 
-WRITER = """
-import sys
+STORE_ONLY = """
+import sys, types
 sys.path.insert(0, {root!r})
+import fairprune
+# the store's modules without fairprune/sweep/__init__.py, which imports the sweep runner and
+# Torch-Pruning (the store still imports torch, for fairprune.evaluate.Outcomes): the writer
+# processes would spend their time importing rather than writing
+sweep = types.ModuleType("fairprune.sweep")
+sweep.__path__ = [{root!r} + "/fairprune/sweep"]
+sys.modules["fairprune.sweep"] = sweep
+"""
+
+WRITER = (
+    STORE_ONLY
+    + """
 from tests.sweep.test_results import _write
 from fairprune.sweep.results import ResultsStore
 store = ResultsStore({path!r})
 for i in range(20):
     _write(store, f"{prefix}-{{i}}", sweep={prefix!r}, seed=i)
 """
+)
 
 
 def test_two_processes_write_concurrently(tmp_path):
@@ -285,18 +301,21 @@ def test_opening_an_existing_store_does_not_write(tmp_path):
     assert before == after
 
 
-KILLED_WRITER = """
-import importlib.util, sys
-sys.path.insert(0, {root!r})
+KILLED_WRITER = (
+    STORE_ONLY
+    + """
+import time
 import numpy as np, pandas as pd
 from fairprune.metrics import METRIC_COLUMNS
-# the store's module alone: importing the fairprune.sweep package would pull in torch, and each
-# of the six processes would spend its time importing rather than writing
-spec = importlib.util.spec_from_file_location("results_only", {module!r})
-results = importlib.util.module_from_spec(spec)
-sys.modules["results_only"] = results  # dataclasses look their module up there
-spec.loader.exec_module(results)
-store = results.ResultsStore({path!r})
+from fairprune.sweep.results import ResultsStore
+
+
+def hold():  # stop where the test wants its kill to land; the marker file says it is there
+    open({marker!r}, "w").close()
+    time.sleep(600)
+
+
+store = ResultsStore({path!r})
 groups = pd.DataFrame({{c: np.linspace(0.1, 0.9, 200) for c in METRIC_COLUMNS}})
 groups["group"] = [f"g{{i:03d}}" for i in range(200)]  # 200 rows: each transaction takes a while
 groups["n"] = 7
@@ -304,48 +323,154 @@ for i in range({cells}):
     key = f"cell-{{i:03d}}"
     if store.has_cell(key):  # resume: finished cells are skipped, as run_sweep does
         continue
+    print("start", key, flush=True)
     model = {{"name": key, "sha256": "ab" * 32, "criterion": "l1", "loss": "pw",
               "target_reduction": 0.5, "flops_reduction": 0.5}}
     store.write_cell(cell_key=key, sweep_id="s", model=model, config={{"cell": {{"seed": i}}}},
                      overall={{"accuracy": i / 100}}, groups=groups)
-    print(key, flush=True)  # only after the commit: a printed cell is a finished cell
+    if i == {hold_at} and {hold!r} == "committed":
+        hold()  # committed, not reported yet
+    print("done", key, flush=True)  # only after the commit: a reported cell is a finished cell
+    if i == {hold_at} and {hold!r} == "printed":
+        hold()  # reported, but the line waits in the pipe
 """
+)
 
 
-def test_five_kill_9_during_a_sweep_then_resume(tmp_path):
-    # a sweep process killed with SIGKILL five times, mid-transaction, then run to the end:
-    # every cell it reported finished is kept, none is duplicated, the file is intact
-    import signal
-
-    path, cells = tmp_path / "r.sqlite", 40
+def _writer(tmp_path, cells, hold_at=-1, hold=""):
     root = Path(__file__).resolve().parents[2]
-    script = KILLED_WRITER.format(root=str(root), path=str(path), cells=cells,
-                                  module=str(root / "fairprune" / "sweep" / "results.py"))  # fmt: skip
-    finished: list[str] = []
-    for _ in range(5):
-        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-        seen = 0
-        while seen < 3:  # let it finish three cells, then kill it inside the fourth
+    return KILLED_WRITER.format(
+        root=str(root), path=str(tmp_path / "r.sqlite"), cells=cells, hold_at=hold_at, hold=hold,
+        marker=str(tmp_path / "held"),
+    )  # fmt: skip
+
+
+def _kill_after(script, done, marker=None):
+    """Start a writer, read its lines up to its ``done``-th "done", wait for ``marker`` if given,
+    SIGKILL it. Returns (the lines read before the kill, the lines still in the pipe after it)."""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        read = []
+        while sum(line.startswith("done ") for line in read) < done:
             line = proc.stdout.readline()
             assert line, "the writer ended before it could be killed"
-            finished.append(line.strip())
-            seen += 1
+            read.append(line.strip())
+        deadline = time.monotonic() + 120
+        while marker is not None and not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the writer did not hold"
+            time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
-        assert proc.returncode == -signal.SIGKILL
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    finished += done.stdout.split()
-    assert len(finished) == len(set(finished)) == cells  # each cell written exactly once
+        # what it printed after the line we read last, up to the kill: reports like the others
+        unread = proc.stdout.read().splitlines()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    if marker is not None:
+        marker.unlink()
+    return read, unread
+
+
+def _reports(lines):
+    """(cells reported done, the cell started but not reported: in flight when it was killed)."""
+    done = [line.split()[1] for line in lines if line.startswith("done ")]
+    started = [line.split()[1] for line in lines if line.startswith("start ")]
+    return done, [k for k in started if k not in done]
+
+
+def _resume_problems(done, in_flight, stored, cells):
+    """What a killed and resumed sweep got wrong; [] when every reported cell is stored, none is
+    reported twice, and a cell stored but never reported is one a kill caught between its commit
+    and its report."""
+    problems = []
+    twice = sorted(k for k, n in Counter(done).items() if n > 1)
+    if twice:
+        problems.append(f"reported twice (lost, then written again): {twice}")
+    missing = sorted(set(done) - set(stored))
+    if missing:
+        problems.append(f"reported but not stored: {missing}")
+    if stored != [f"cell-{i:03d}" for i in range(cells)]:
+        problems.append(f"the store holds {len(stored)} cells, not the {cells} of the sweep")
+    unexplained = sorted(set(stored) - set(done) - set(in_flight))
+    if unexplained:
+        problems.append(f"stored, never reported, not in flight at a kill: {unexplained}")
+    return problems
+
+
+def _stored(path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         keys = [k for (k,) in conn.execute("SELECT cell_key FROM cells ORDER BY cell_key")]
         per_cell = dict(conn.execute("SELECT cell_key, COUNT(*) FROM group_rows GROUP BY cell_key"))
-    assert keys == sorted(finished) == [f"cell-{i:03d}" for i in range(cells)]
-    assert set(per_cell.values()) == {200}  # no half-written cell survived a kill
-    store = ResultsStore(path)
+    return keys, per_cell
+
+
+def test_five_kill_9_during_a_sweep_then_resume(tmp_path):
+    # a sweep process killed with SIGKILL five times, mid-cell, then run to the end: every cell
+    # it reported finished is kept, none is written twice, no cell is half there, the file is ok
+    cells = 40
+    script = _writer(tmp_path, cells)
+    lines = []
+    for _ in range(5):
+        read, unread = _kill_after(script, 3)  # let it finish three cells, then kill it
+        # the lines it wrote between our third read and the kill count too: without them a cell
+        # committed and reported in that moment is missing from the count (39 == 40, once in CI)
+        lines += read + unread
+    end = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert end.returncode == 0, end.stderr
+    done, in_flight = _reports(lines + end.stdout.splitlines())
+    keys, per_cell = _stored(tmp_path / "r.sqlite")
+    assert _resume_problems(done, in_flight, keys, cells) == []
+    assert len(per_cell) == cells and set(per_cell.values()) == {200}  # no half-written cell
+    store = ResultsStore(tmp_path / "r.sqlite")
     assert store.cells().set_index("cell_key").loc["cell-017", "seed"] == 17
+
+
+def test_kills_where_the_old_count_lost_a_cell(tmp_path):
+    # the kill -9 test once failed 39 == 40: it counted only the lines it had read before the
+    # kill. Two writers stop where that miscounts, and the third finishes the sweep.
+    cells, marker = 8, tmp_path / "held"
+    # 1: holds after committing and reporting cell-003, one past the three lines the test reads
+    read1, unread1 = _kill_after(_writer(tmp_path, cells, 3, "printed"), 3, marker)
+    # 2: resumes at cell-004 and holds after committing cell-005, before reporting it
+    read2, unread2 = _kill_after(_writer(tmp_path, cells, 5, "committed"), 1, marker)
+    end = subprocess.run([sys.executable, "-c", _writer(tmp_path, cells)], capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert end.returncode == 0, end.stderr
+    assert unread1 == ["start cell-003", "done cell-003"] and unread2 == ["start cell-005"]
+    resumed = end.stdout.splitlines()  # both held cells were committed: it skips them
+    assert resumed == ["start cell-006", "done cell-006", "start cell-007", "done cell-007"]
+    keys, _ = _stored(tmp_path / "r.sqlite")
+    old_done, old_in_flight = _reports(read1 + read2 + resumed)
+    assert len(set(old_done)) == 6  # the old check, 6 == 8, fails
+    assert _resume_problems(old_done, old_in_flight, keys, cells) == [
+        "stored, never reported, not in flight at a kill: ['cell-003', 'cell-005']"
+    ]
+    done, in_flight = _reports(read1 + unread1 + read2 + unread2 + resumed)
+    assert len(done) == 7 and in_flight == ["cell-005"]  # killed between commit and report
+    assert _resume_problems(done, in_flight, keys, cells) == []
+
+
+def test_the_resume_check_fails_on_a_lost_or_repeated_cell():
+    every = [f"cell-{i:03d}" for i in range(4)]
+    assert _resume_problems(every, [], every, 4) == []
+    # cell-001 reported, then lost by the store and written again by the resumed writer
+    assert _resume_problems([*every, "cell-001"], [], every, 4) == [
+        "reported twice (lost, then written again): ['cell-001']"
+    ]
+    assert _resume_problems(every, [], every[:3], 4) == [
+        "reported but not stored: ['cell-003']",
+        "the store holds 3 cells, not the 4 of the sweep",
+    ]
+    # stored but never reported: only the cell a writer was killed in may be
+    assert _resume_problems(every[:3], [], every, 4) == [
+        "stored, never reported, not in flight at a kill: ['cell-003']"
+    ]
+    assert _resume_problems(every[:3], ["cell-003"], every, 4) == []
 
 
 def test_decisions_are_appended_survive_a_restart_and_never_change(tmp_path):
