@@ -79,10 +79,6 @@ def stable_hash(obj: object, length: int = 16) -> str:
     return sha256_bytes(text.encode())[:length]
 
 
-def noop_progress(done: int, total: int, info: str) -> None:
-    """A progress callback that ignores its arguments."""
-
-
 def env_number(name: str) -> float | None:
     """The finite number in the environment variable ``name``: None when it is unset or empty,
     and None with a warning when it is not a finite number (the caller keeps its default)."""

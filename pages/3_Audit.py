@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from fairprune.app import charts, choices, loaders, review, ui, views
+from fairprune.app import charts, choices, loaders, review, tables, ui, views
 from fairprune.app.api import METRICS, accuracy_gap
 
 PERCENT = ("accuracy", "accuracy_low", "accuracy_high", "balanced_accuracy", "auroc", "tpr", "fpr",
@@ -82,6 +82,29 @@ def side_by_side(audits: dict, by_name: dict, metric: str, bundle) -> None:
     review.show_decisions(decided, names, None, key="audit_cmp")
 
 
+def methods_ab() -> None:
+    """A baseline method against a method (criterion + loss), every seed of a sweep together:
+    the same comparison, numbers and intervals as the Overview's headline and the report."""
+    st.header("Methods A/B, every seed")
+    st.caption(
+        "Two methods of a sweep, each a pruning criterion with a fine-tuning loss, compared on the "
+        "same test images at every level: gaps (mean over seeds of max − min group accuracy), "
+        "the paired difference with its 95% interval and the smallest difference the run could "
+        "have detected (mde)."
+    )
+    sweep_id = tables.pick_sweep("audit_ab_sweep")
+    if sweep_id is None:
+        st.info("No sweep in the results store yet: run the demo or a sweep.")
+        return
+    pair = tables.pick_pair(sweep_id, "audit_ab")
+    frame, _ = tables.sweep_findings(sweep_id, *pair)
+    if frame.empty:
+        st.info("This sweep has no pruned cells with a dense baseline yet.")
+        return
+    st.dataframe(views.findings_display(frame), hide_index=True, key="audit_ab_findings")
+    st.caption(tables.SEED_NOTE)
+
+
 def body() -> None:
     st.title("Audit")
     bundle = loaders.current_dataset()
@@ -127,6 +150,7 @@ def body() -> None:
         model_section(name, by_name[name], table, metric, show_latency, bundle)
     if len(audits) >= 2:
         side_by_side(audits, by_name, metric, bundle)
+    methods_ab()
 
 
 ui.run_page("Audit", body)

@@ -48,7 +48,9 @@ def body() -> None:
     sweep_id = c1.selectbox(
         "Sweep", ids, index=default, format_func=labels.get, key="methods_sweep"
     )
-    criteria = sorted(pruned[pruned["sweep_id"] == sweep_id]["criterion"].unique())
+    # the sweep's criteria in its configured order (the first is the default reference unless
+    # the sweep has the unstructured magnitude baseline)
+    criteria = list(dict.fromkeys(k.split(":", 1)[0] for k in tables.method_keys(sweep_id)))
     ref_default = criteria.index(REFERENCE_CRITERION) if REFERENCE_CRITERION in criteria else 0
     reference = c2.selectbox("Reference criterion", criteria, index=ref_default,
                              key=f"methods_reference_{sweep_id}",
@@ -67,7 +69,8 @@ def body() -> None:
     st.markdown(
         f"**{frame['method'].nunique()} methods** at {frame['level'].nunique()} levels, seeds "
         f"{', '.join(map(str, table['seeds']))}; dense model: accuracy {dense['accuracy']['estimate']:.1f}%, "
-        f"gap (max − min group accuracy) {dense['gap']['estimate']:.1f} points."
+        f"gap (max − min group accuracy) {dense['gap']['estimate']:.1f} points. A method's gap is "
+        "the mean over its seeds of each model's max − min group accuracy."
     )
     if (frame["level_kind"] == "weight sparsity").any():
         st.caption(
@@ -93,7 +96,7 @@ def body() -> None:
 
     c3, c4 = st.columns(2)
     c3.plotly_chart(charts.methods_metric_chart(frame, "gap", "Gap between groups vs sparsity",
-                                                "gap, max − min (pp)"), key="methods_gap")  # fmt: skip
+                                                "gap: mean over seeds of max − min (pp)"), key="methods_gap")  # fmt: skip
     c4.plotly_chart(charts.methods_metric_chart(frame, "max_psi", "Max ψ (excess accuracy drop)",
                                                 "max ψ (pp)"), key="methods_psi")  # fmt: skip
     st.caption("Colours and line styles mark methods (criterion: colour; loss: dash and marker), "

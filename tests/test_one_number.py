@@ -152,6 +152,13 @@ def test_one_gap_on_the_pages(paper_env):
     assert top["gap taylor + ce"] == pytest.approx(round(base, 1))
     assert top["gap pw_taylor + pw"] == pytest.approx(round(meth, 1))
 
+    # the Audit page's methods A/B view (every seed of the sweep together)
+    at = _run("pages/3_Audit.py")
+    frames = [d.value for d in at.dataframe]
+    (ab,) = [f for f in frames if "gap pw_taylor + pw" in f.columns]
+    assert ab.iloc[-1]["gap taylor + ce"] == pytest.approx(round(base, 1))
+    assert ab.iloc[-1]["gap pw_taylor + pw"] == pytest.approx(round(meth, 1))
+
     # the Methods page
     at = _run("pages/7_Methods.py")
     assert not at.error, [e.value for e in at.error]

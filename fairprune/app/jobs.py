@@ -36,9 +36,6 @@ RUN_ON = {
 """Where the Sweep page can send a sweep: key → label."""
 ERR_NO_ADDRESS = "enter the Ray cluster's address (auto, or ray://HOST:10001), or choose Local Ray."
 ERR_RUN_ON = "unknown place to run {value!r}; choose one of: {choices}."
-CELL_STATES = ("stored earlier", "queued", "running", "done", "not run")
-"""A cell's state in a job: in the store before it started, waiting, on a worker (or the sweep's
-process), written by this job, or dropped by a cancel or an error."""
 SERIAL_WHERE = "this machine (a background process, one cell after another)"
 NICE_ENV = "FAIRPRUNE_SWEEP_NICE"
 NICE_DEFAULT = 10

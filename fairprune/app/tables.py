@@ -106,6 +106,12 @@ def _methods_of(path: str, version: str, sweep_id: str | None) -> tuple[list[str
     return [m.key for m in have], (base.key if base else "", meth.key if meth else "")
 
 
+def method_keys(sweep_id: str | None) -> list[str]:
+    """The sweep's methods as ``criterion:loss``, criteria in the sweep's configured order."""
+    results_store()
+    return _methods_of(str(results_path()), store_version(sweep_id), sweep_id)[0]
+
+
 def _pair_default(path: str, version: str, sweep_id: str | None) -> tuple:
     return _methods_of(path, version, sweep_id)[1]
 

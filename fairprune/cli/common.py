@@ -161,12 +161,12 @@ def preset_slugs() -> dict[str, str]:
     return {k.lower().replace(", ", "-").replace(" ", "-"): k for k in PW_PRESETS}
 
 
-def _add_store_args(p: argparse.ArgumentParser) -> None:
+def add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", default=None, help="model store folder (default: models/)")
     p.add_argument("--results", default=None, help="SQLite results file (default: data/)")
 
 
-def _add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     from fairprune.data import DATASETS
 
     p.add_argument("--dataset", default="synthderm", choices=sorted(DATASETS), required=required)
@@ -181,7 +181,7 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     )
 
 
-def _options(items: Sequence[str]) -> dict:
+def parse_options(items: Sequence[str]) -> dict:
     """``KEY=VALUE`` items as a dict; values are JSON when they parse (64, 0.5, [1, 2], null).
 
     Types and ranges are checked by the dataset layer against the loader's signature.
@@ -201,7 +201,7 @@ def _options(items: Sequence[str]) -> dict:
     return out
 
 
-def _store_paths(args) -> tuple[Path, Path]:
+def store_paths(args) -> tuple[Path, Path]:
     models = Path(args.models_dir) if args.models_dir else paths.models_dir()
     try:
         models.mkdir(parents=True, exist_ok=True)
@@ -216,13 +216,13 @@ def _store_paths(args) -> tuple[Path, Path]:
     return models, results
 
 
-def _bundle(args):
+def load_bundle(args):
     from fairprune.data import load_dataset
 
-    return load_dataset(args.dataset, args.root, csv=args.csv, **_options(args.option))
+    return load_dataset(args.dataset, args.root, csv=args.csv, **parse_options(args.option))
 
 
-def _print_table(df, as_json: bool = False) -> None:
+def print_table(df, as_json: bool = False) -> None:
     if as_json:
         print(df.to_json(orient="records", indent=1))
         return

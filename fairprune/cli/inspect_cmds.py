@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 from fairprune.cli.common import (
-    _add_data_args,
-    _add_store_args,
-    _bundle,
-    _print_table,
-    _store_paths,
+    add_data_args,
+    add_store_args,
     boot_int,
+    load_bundle,
     positive_int,
+    print_table,
+    store_paths,
 )
 from fairprune.errors import FairpruneError
 
@@ -24,7 +24,7 @@ def cmd_audit(args) -> int:
     from fairprune.metrics import accuracy_gap, audit
     from fairprune.nets.onnx_io import load_for_audit
 
-    bundle = _bundle(args)
+    bundle = load_bundle(args)
     if args.split not in bundle.splits:
         raise FairpruneError(
             f"the dataset has no {args.split!r} split; choose one of: {', '.join(bundle.splits)}."
@@ -47,19 +47,19 @@ def cmd_audit(args) -> int:
         table.insert(0, "model", record.name)
         table["gap"] = accuracy_gap(table)
         tables.append(table)
-    _print_table(pd.concat(tables, ignore_index=True), as_json=args.json)
+    print_table(pd.concat(tables, ignore_index=True), as_json=args.json)
     return 0
 
 
 def cmd_data_summary(args) -> int:
     from fairprune.data.base import summarize
 
-    bundle = _bundle(args)
+    bundle = load_bundle(args)
     df = summarize(bundle)
     if args.json:
         print(json.dumps(df.to_dict(orient="records"), indent=1))
     else:
-        _print_table(df)
+        print_table(df)
     return 0
 
 
@@ -69,12 +69,12 @@ def cmd_models(args) -> int:
     from fairprune.nets.checkpoint import list_models
     from fairprune.nets.manifest import record_to_row
 
-    models, _ = _store_paths(args)
+    models, _ = store_paths(args)
     rows = [record_to_row(r) for r in list_models(models)]
     if not rows:
         print(f"no models in {models}; run `python -m fairprune demo` or `train`.")
         return 0
-    _print_table(pd.DataFrame(rows))
+    print_table(pd.DataFrame(rows))
     return 0
 
 
@@ -82,7 +82,7 @@ def cmd_summary(args) -> int:
     from fairprune.sweep.findings import level_findings, summary_of
     from fairprune.sweep.results import ResultsStore
 
-    _, results = _store_paths(args)
+    _, results = store_paths(args)
     store = ResultsStore(results)
     if args.methods:
         from fairprune.sweep.methods import methods_table, methods_text
@@ -116,7 +116,7 @@ def cmd_summary(args) -> int:
 def cmd_decisions(args) -> int:
     from fairprune.sweep.results import ResultsStore
 
-    _, results = _store_paths(args)
+    _, results = store_paths(args)
     df = ResultsStore(results).decisions(sweep_id=args.sweep)
     if args.json:
         print(json.dumps(df.to_dict(orient="records"), indent=1))
@@ -125,14 +125,14 @@ def cmd_decisions(args) -> int:
         print(f"no review decisions in {results}; record one on the dashboard (Overview, Audit "
               "side by side, Report) or with `python -m fairprune decide`.")  # fmt: skip
         return 0
-    _print_table(df)
+    print_table(df)
     return 0
 
 
 def cmd_decide(args) -> int:
     from fairprune.sweep.results import ResultsStore
 
-    _, results = _store_paths(args)
+    _, results = store_paths(args)
     kind = args.kind or ("sweep" if args.subject.startswith("sw-") else "model")
     row = ResultsStore(results).record_decision(
         subject=args.subject, kind=kind, decision=args.decision, reviewer=args.reviewer,
@@ -148,7 +148,7 @@ def register(sub) -> None:
     from fairprune.nets.architectures import ARCHITECTURES
 
     p = sub.add_parser("audit", help="evaluate checkpoints per group on a dataset")
-    _add_data_args(p)
+    add_data_args(p)
     p.add_argument(
         "models",
         nargs="+",
@@ -165,7 +165,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "summary", help="the headline of a sweep: gaps, paired 95%% intervals, verdicts"
     )
-    _add_store_args(p)
+    add_store_args(p)
     p.add_argument("--sweep", default=None, help="sweep id (default: the newest with pruned cells)")
     p.add_argument(
         "--criterion",
@@ -203,13 +203,13 @@ def register(sub) -> None:
     from fairprune.sweep.results import DECISION_KINDS, DECISIONS
 
     p = sub.add_parser("decisions", help="list review decisions (append-only), oldest first")
-    _add_store_args(p)
+    add_store_args(p)
     p.add_argument("--sweep", default=None, help="only this sweep and the models of its cells")
     p.add_argument("--json", action="store_true", help="a JSON list")
     p.set_defaults(func=cmd_decisions)
 
     p = sub.add_parser("decide", help="record a review decision on a sweep or a model")
-    _add_store_args(p)
+    add_store_args(p)
     p.add_argument("subject", help="a sweep id (sw-…) or a model's SHA-256")
     p.add_argument("--decision", required=True, choices=DECISIONS)
     p.add_argument("--reviewer", required=True, help="who decides")
@@ -219,12 +219,12 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_decide)
 
     p = sub.add_parser("models", help="list the model store")
-    _add_store_args(p)
+    add_store_args(p)
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("data", help="inspect a dataset")
     dsub = p.add_subparsers(dest="data_command", required=True)
     q = dsub.add_parser("summary", help="counts per split × group × label")
-    _add_data_args(q)
+    add_data_args(q)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_data_summary)

@@ -6,19 +6,19 @@ from dataclasses import asdict
 
 from fairprune.cli.common import (
     TqdmProgress,
-    _add_data_args,
-    _add_store_args,
-    _bundle,
-    _options,
-    _store_paths,
     add_constrained_args,
+    add_data_args,
     add_fair_prune_args,
     add_fit_args,
     add_pw_args,
     add_run_args,
+    add_store_args,
     constrained_options,
     fair_prune_options,
+    load_bundle,
+    parse_options,
     reduction,
+    store_paths,
 )
 from fairprune.errors import FairpruneError
 
@@ -30,8 +30,8 @@ def cmd_train(args) -> int:
     from fairprune.train import train_dense
     from fairprune.utils import seed_everything
 
-    models, _ = _store_paths(args)
-    bundle = _bundle(args)
+    models, _ = store_paths(args)
+    bundle = load_bundle(args)
     cfg = TrainConfig(
         epochs=args.epochs,
         lr=args.lr,
@@ -49,7 +49,7 @@ def cmd_train(args) -> int:
     name = args.name or f"{bundle.name}-{args.arch}-dense-s{args.seed}"
     record = save_dense_model(
         model, models, name, bundle=bundle, arch=args.arch, num_outputs=num_outputs,
-        config={"train": asdict(cfg), "dataset_options": _options(args.option)},
+        config={"train": asdict(cfg), "dataset_options": parse_options(args.option)},
     )  # fmt: skip
     print(record.path)
     return 0
@@ -62,7 +62,7 @@ def _calib_for(args, cfg):
 
     if not CRITERIA[cfg.criterion].needs_data:
         return None
-    bundle = _bundle(args)
+    bundle = load_bundle(args)
     dense, _ = load_model(args.dense or args.model)
     split = bundle.splits["train"]
     logits = dense_outputs(dense, split)
@@ -82,7 +82,7 @@ def cmd_prune(args) -> int:
     from fairprune.prune.registry import CRITERIA, is_unstructured, prune_model
 
     refuse_onnx(args.model)
-    models, _ = _store_paths(args)
+    models, _ = store_paths(args)
     model, record = load_model(args.model)
     pcfg = PruneConfig(
         criterion=args.criterion,
@@ -97,7 +97,7 @@ def cmd_prune(args) -> int:
         # single weights zeroed in place: the target is weight sparsity; dense kernels still
         # multiply the zeros, so FLOPs and latency do not fall
         spec = CRITERIA[args.criterion]
-        bundle = _bundle(args) if spec.needs_data else None
+        bundle = load_bundle(args) if spec.needs_data else None
         res = prune_model(
             model,
             pcfg,
@@ -150,9 +150,9 @@ def cmd_finetune(args) -> int:
     from fairprune.train import finetune
 
     refuse_onnx(args.model)
-    models, _ = _store_paths(args)
+    models, _ = store_paths(args)
     model, record = load_model(args.model)
-    bundle = _bundle(args)
+    bundle = load_bundle(args)
     cfg = FinetuneConfig(
         loss=args.loss,
         min_weight=args.w_min,
@@ -209,8 +209,8 @@ def register(sub) -> None:
     unstructured = [name for name in CRITERIA if is_unstructured(name)]
 
     p = sub.add_parser("train", help="train a dense model from scratch and save it")
-    _add_store_args(p)
-    _add_data_args(p)
+    add_store_args(p)
+    add_data_args(p)
     p.add_argument("--arch", default="demo_cnn", choices=sorted(ARCHITECTURES))
     add_fit_args(p, epochs=12, lr=3e-3, at_least_one=True)
     p.add_argument("--augment", action="store_true", help="random flips during training")
@@ -221,8 +221,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("prune", help="prune a checkpoint to a FLOPs reduction (no fine-tuning)")
-    _add_store_args(p)
-    _add_data_args(p)
+    add_store_args(p)
+    add_data_args(p)
     p.add_argument("--model", required=True, help="checkpoint to prune")
     p.add_argument("--dense", default=None, help="dense model for PW criteria (default: --model)")
     p.add_argument("--criterion", default="l1", choices=criterion_names())
@@ -240,8 +240,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "finetune", help="fine-tune a pruned checkpoint with CE, PW, an ablation or constrained"
     )
-    _add_store_args(p)
-    _add_data_args(p)
+    add_store_args(p)
+    add_data_args(p)
     p.add_argument("--model", required=True, help="pruned checkpoint")
     p.add_argument("--dense", default=None, help="dense parent (needed by PW and constrained)")
     p.add_argument("--loss", default="pw", choices=sorted(LOSSES))

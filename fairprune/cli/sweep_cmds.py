@@ -10,23 +10,23 @@ from fairprune import paths
 from fairprune.cli.common import (
     ERR_CANNOT_WRITE,
     TqdmProgress,
-    _add_data_args,
-    _add_store_args,
-    _options,
-    _print_table,
-    _store_paths,
     add_constrained_args,
+    add_data_args,
     add_device_arg,
     add_fair_prune_args,
     add_fit_args,
     add_pw_args,
+    add_store_args,
     boot_int,
     constrained_options,
     fair_prune_options,
     log,
+    parse_options,
     preset_slugs,
+    print_table,
     reduction,
     seed_int,
+    store_paths,
     writable_file,
 )
 from fairprune.errors import FairpruneError
@@ -52,7 +52,7 @@ def cmd_demo(args) -> int:
     from fairprune.sweep.results import ResultsStore
     from fairprune.sweep.runner import run_sweep, summary_table
 
-    models, results = _store_paths(args)
+    models, results = store_paths(args)
     preset = CONTROL_PRESET if args.control else DEMO_PRESET
     print(
         "SynthDerm is a SYNTHETIC dermatology-like dataset generated on the spot (no real patients)."
@@ -87,7 +87,7 @@ def cmd_demo(args) -> int:
         return 0
     print(f"dense model: {record.path}  results: {results}  sweep: {sweep_id}")
     print("test accuracy per skin-tone group, mean over seeds (gap = max - min, accuracy units):")
-    _print_table(summary_table(store, sweep_id))
+    print_table(summary_table(store, sweep_id))
     if only is None:
         from fairprune.sweep.findings import summary
 
@@ -122,7 +122,7 @@ def cmd_sweep(args) -> int:
     from fairprune.sweep.results import ResultsStore
     from fairprune.sweep.runner import run_sweep, summary_table
 
-    models, results = _store_paths(args)
+    models, results = store_paths(args)
     w_min, gamma = args.w_min, args.gamma
     if args.preset:
         w_min, gamma = PW_PRESETS[preset_slugs()[args.preset]]
@@ -130,7 +130,7 @@ def cmd_sweep(args) -> int:
         dataset=args.dataset,
         data_root=args.root,
         csv=args.csv,
-        dataset_options=_options(args.option),
+        dataset_options=parse_options(args.option),
         dense_model=args.dense,
         criteria=tuple(args.criteria),
         losses=tuple(args.losses),
@@ -158,14 +158,14 @@ def cmd_sweep(args) -> int:
     sweep_id = run_sweep(cfg, store=store, models_dir=models, progress=bar, executor=executor)
     bar.close()
     print(f"sweep {sweep_id} -> {results}")
-    _print_table(summary_table(store, sweep_id))
+    print_table(summary_table(store, sweep_id))
     return 0
 
 
 def cmd_export(args) -> int:
     from fairprune.sweep.results import ResultsStore
 
-    _, results = _store_paths(args)
+    _, results = store_paths(args)
     if not os.path.isfile(results):  # reading must not create an empty store
         raise FairpruneError(ERR_NO_STORE.format(path=results))
     out = writable_file(args.out, "out")  # before any work: not a folder, FIFO or device
@@ -190,7 +190,7 @@ def cmd_reproduce(args) -> int:
     from fairprune.sweep.runner import run_sweep, summary_table
     from fairprune.train import train_dense
 
-    models, results = _store_paths(args)
+    models, results = store_paths(args)
     exp = get_experiment(args.experiment)
     if args.quick:
         exp = quick(exp)
@@ -236,7 +236,7 @@ def cmd_reproduce(args) -> int:
     except Exception as exc:  # kaleido needs a Chromium; the HTML is always written
         log.warning("PNG export failed (%s); the HTML figure is complete", exc)
         print(f"figure: {html} (PNG export unavailable: {str(exc).splitlines()[0][:120]})")
-    _print_table(summary_table(store, sweep_id))
+    print_table(summary_table(store, sweep_id))
     return 0
 
 
@@ -256,7 +256,7 @@ def register(sub) -> None:
         f"→ X + CE against PW-X + PW at FLOPs reductions {levels}, seeds "
         f"{', '.join(map(str, DEMO_SEEDS))} → per-group table and headline.",
     )
-    _add_store_args(p)
+    add_store_args(p)
     p.add_argument(
         "--criteria",
         default=DEMO_PAIR,
@@ -302,8 +302,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("sweep", help="criterion × loss × FLOPs level × seed grid into the store")
-    _add_store_args(p)
-    _add_data_args(p)
+    add_store_args(p)
+    add_data_args(p)
     p.add_argument("--dense", required=True, help="dense checkpoint every cell starts from")
     p.add_argument("--criteria", nargs="+", default=["l1"], choices=criterion_names())
     p.add_argument("--losses", nargs="+", default=["ce", "pw"], choices=sorted(LOSSES))
@@ -334,13 +334,13 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("export", help="write the results store as long-format CSV")
-    _add_store_args(p)
+    add_store_args(p)
     p.add_argument("--out", required=True, help="CSV file to write")
     p.add_argument("--sweep", default=None, help="one sweep id (default: all)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("reproduce", help="rerun one of the paper's experiments on your data")
-    _add_store_args(p)
+    add_store_args(p)
     p.add_argument("experiment", choices=sorted(EXPERIMENTS))
     p.add_argument("--data-root", required=True, help="folder holding the dataset")
     add_device_arg(p)

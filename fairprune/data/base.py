@@ -212,7 +212,7 @@ def _reindexed(transform, idx):
     return fn
 
 
-def _first_rows(mask, limit: int = 5) -> str:
+def first_rows(mask, limit: int = 5) -> str:
     rows = np.flatnonzero(np.asarray(mask))[:limit]
     return ", ".join(str(int(r) + 2) for r in rows)  # +2: header line, 1-based file lines
 
@@ -229,7 +229,9 @@ def check_groups(splits: dict[str, SplitData], group_names: list[str], required=
                 raise FairpruneError(ERR_EMPTY_GROUP.format(split=name, group=g))
 
 
-def _limit(splits: dict[str, SplitData], limit, test_limit, seed: int) -> dict[str, SplitData]:
+def limit_splits(
+    splits: dict[str, SplitData], limit, test_limit, seed: int
+) -> dict[str, SplitData]:
     out = dict(splits)
     out["train"] = subset(out["train"], limit, seed)
     for name in out:

@@ -12,17 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from fairprune.data.base import DatasetBundle, SplitData, _limit, check_groups
+from fairprune.data.base import DatasetBundle, SplitData, check_groups, limit_splits
 from fairprune.data.files import (
     DEFAULT_VERIFY,
     ERR_IMAGES_MISSING,
-    _verify_sample,
     check_files,
     check_listed_names,
     folder_listing,
     read_capped,
     stays_inside,
     verify_count,
+    verify_sample,
 )
 from fairprune.errors import FairpruneError
 from fairprune.utils import sha256_file, stable_hash
@@ -316,8 +316,8 @@ def load_celeba(
         )
     splits = {k: v for k, v in splits.items() if len(v) or k != "val"}
     check_groups(splits, group_names, required=("train", "test"))
-    splits = _limit(splits, limit, test_limit, seed)
-    _verify_sample([p for s in splits.values() for p in s.paths], verify, seed)
+    splits = limit_splits(splits, limit, test_limit, seed)
+    verify_sample([p for s in splits.values() for p in s.paths], verify, seed)
     fingerprint = stable_hash(
         {
             "attrs": sha256_file(attr_path),

@@ -17,7 +17,7 @@ import numpy._core.multiarray as np_multiarray
 import torch
 import torch.nn.functional as F
 
-from fairprune.data.base import DatasetBundle, SplitData, _limit, check_groups
+from fairprune.data.base import DatasetBundle, SplitData, check_groups, limit_splits
 from fairprune.data.files import check_files, read_capped, stays_inside
 from fairprune.errors import FairpruneError
 from fairprune.utils import sha256_bytes, stable_hash
@@ -324,7 +324,7 @@ def load_cifar10(
             transform=_CifarView(np.ones(len(y_test), dtype=bool), image_size),
         )  # fmt: skip
     check_groups(splits, class_names, required=("train", "test"))
-    splits = _limit(splits, limit, test_limit, seed)
+    splits = limit_splits(splits, limit, test_limit, seed)
     fingerprint = stable_hash(
         {
             "files": [sha256_bytes(raws[n]) for n in CIFAR_FILES],  # the bytes that were read

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fairprune.data.base import DatasetBundle, SplitData, _first_rows, check_groups, subset
+from fairprune.data.base import DatasetBundle, SplitData, check_groups, first_rows, subset
 from fairprune.data.files import clip, listed_files, read_capped, verify_count, verify_images
 from fairprune.errors import FairpruneError
 from fairprune.utils import stable_hash
@@ -136,7 +136,7 @@ def load_csv_dataset(
         empty = df[col] == ""
         if empty.any():
             raise FairpruneError(
-                ERR_CSV_EMPTY_VALUES.format(path=path, column=col, rows=_first_rows(empty))
+                ERR_CSV_EMPTY_VALUES.format(path=path, column=col, rows=first_rows(empty))
             )
     root = Path(root)
     # every row must lead (symlinks resolved) to a regular file inside root, each one only once
@@ -156,7 +156,7 @@ def load_csv_dataset(
         if bad.any():
             values = ", ".join(sorted(set(split_col[bad]))[:5])
             raise FairpruneError(
-                ERR_BAD_SPLIT.format(path=path, values=values, rows=_first_rows(bad))
+                ERR_BAD_SPLIT.format(path=path, values=values, rows=first_rows(bad))
             )
         assignment = split_col.to_numpy()
     else:

@@ -391,5 +391,5 @@ def verify_count(verify) -> int | None:
     return n
 
 
-def _verify_sample(paths: list[Path], verify, seed: int) -> None:
+def verify_sample(paths: list[Path], verify, seed: int) -> None:
     verify_images(paths, sample=verify_count(verify), seed=seed)

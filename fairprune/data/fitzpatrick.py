@@ -16,16 +16,16 @@ import numpy as np
 import pandas as pd
 
 from fairprune import paths as fp_paths
-from fairprune.data.base import DatasetBundle, SplitData, _first_rows, _limit, check_groups
+from fairprune.data.base import DatasetBundle, SplitData, check_groups, first_rows, limit_splits
 from fairprune.data.csv_table import ERR_CSV_EMPTY_VALUES, ERR_CSV_NO_ROWS, read_table
 from fairprune.data.files import (
     DEFAULT_VERIFY,
-    _verify_sample,
     check_files,
     check_listed_names,
     folder_listing,
     stays_inside,
     verify_count,
+    verify_sample,
 )
 from fairprune.errors import FairpruneError
 from fairprune.utils import sha256_bytes, sha256_file, stable_hash
@@ -153,7 +153,7 @@ def _read_split(path: Path, hashes: list[str]) -> np.ndarray | None:
         )
     bad = ~saved["split"].isin(["train", "val", "test"])
     if bad.any():
-        reason = f"unknown split in row(s) {_first_rows(bad)}"
+        reason = f"unknown split in row(s) {first_rows(bad)}"
         raise FairpruneError(ERR_SPLIT_FILE.format(path=path, reason=reason))
     mapping = dict(zip(saved["md5hash"], saved["split"], strict=True))
     if len(mapping) != len(hashes) or set(mapping) != set(hashes):
@@ -249,21 +249,21 @@ def load_fitzpatrick17k(
         empty = df[col] == ""
         if empty.any():
             raise FairpruneError(
-                ERR_CSV_EMPTY_VALUES.format(path=csv_path, column=col, rows=_first_rows(empty))
+                ERR_CSV_EMPTY_VALUES.format(path=csv_path, column=col, rows=first_rows(empty))
             )
     skin = df[skin_col]
     bad = ~skin.isin([str(v) for v in (-1, 1, 2, 3, 4, 5, 6)])
     if bad.any():
         values = ", ".join(sorted(set(skin[bad]))[:5])
         raise FairpruneError(
-            ERR_FITZ_SKIN.format(path=csv_path, rows=_first_rows(bad), values=values)
+            ERR_FITZ_SKIN.format(path=csv_path, rows=first_rows(bad), values=values)
         )
     label_col = df["three_partition_label"]
     bad = ~label_col.isin(FITZ_LABELS)
     if bad.any():
         values = ", ".join(sorted(set(label_col[bad]))[:5])
         raise FairpruneError(
-            ERR_FITZ_LABEL.format(path=csv_path, values=values, rows=_first_rows(bad))
+            ERR_FITZ_LABEL.format(path=csv_path, values=values, rows=first_rows(bad))
         )
     skin_type = skin.astype(int).to_numpy()
     unknown = skin_type == -1
@@ -302,8 +302,8 @@ def load_fitzpatrick17k(
         )
     check_groups(splits, FITZ_GROUPS)  # every skin-type group must be in the test split
     check_groups({"train": splits["train"]}, FITZ_GROUPS[:1], required=("train",))
-    splits = _limit(splits, limit, test_limit, seed)
-    _verify_sample([p for s in splits.values() for p in s.paths], verify, seed)
+    splits = limit_splits(splits, limit, test_limit, seed)
+    verify_sample([p for s in splits.values() for p in s.paths], verify, seed)
     fingerprint = stable_hash(
         {
             "csv": sha256_file(csv_path),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 from sqlite3 import Connection
 
 import pandas as pd
@@ -160,25 +159,6 @@ class CellReads:
         )
         return df[LONG_COLUMNS]
 
-    def export_csv(self, path: str | Path, sweep_id: str | None = None) -> int:
-        """Write ``export_long`` to a CSV file (no index column).
-
-        Parameters
-        ----------
-        path : str or Path
-            The CSV file to write.
-        sweep_id : str, optional
-            Only this sweep; None for all.
-
-        Returns
-        -------
-        int
-            Rows written.
-        """
-        df = self.export_long(sweep_id)
-        df.to_csv(path, index=False)
-        return len(df)
-
     def cell_config(self, cell_key: str) -> dict:
         """The config stored with a cell."""
         with self.connect() as conn:
@@ -186,13 +166,6 @@ class CellReads:
                 "SELECT config_json FROM cells WHERE cell_key=?", (cell_key,)
             ).fetchone()
         return json.loads(row[0]) if row else {}
-
-    def cell_of_model(self, model_hash: str, split_key: str | None = None) -> str | None:
-        """The newest cell whose model has this content hash (and, when given, whose stored
-        predictions are on ``split_key``), or None: pages read it instead of re-running the model.
-        """
-        found = self.cells_of_model(model_hash, split_key)
-        return found[0] if found else None
 
     def cells_of_model(self, model_hash: str, split_key: str | None = None) -> list[str]:
         """Every cell whose model has this content hash (and, when given, whose stored

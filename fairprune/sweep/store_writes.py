@@ -168,16 +168,3 @@ class CellWrites:
             conn.executemany(_INSERT_GROUP, group_rows)
             if pred_row is not None:
                 conn.execute(INSERT_PREDICTIONS, pred_row)
-
-    def delete_sweep(self, sweep_id: str) -> None:
-        """Remove a sweep, its cells and their group rows in one transaction."""
-        with self.connect() as conn, conn:
-            # one statement, inside the transaction: a cell written meanwhile cannot leave orphans
-            for table in ("group_rows", "predictions"):
-                conn.execute(
-                    f"DELETE FROM {table} WHERE cell_key IN "
-                    "(SELECT cell_key FROM cells WHERE sweep_id = ?)",
-                    (sweep_id,),
-                )
-            conn.execute("DELETE FROM cells WHERE sweep_id = ?", (sweep_id,))
-            conn.execute("DELETE FROM sweeps WHERE sweep_id = ?", (sweep_id,))

@@ -278,7 +278,9 @@ def test_csv_test_fraction_zero_is_refused_before_reading(tmp_path, fraction):
     rows = [{k: v for k, v in r.items() if k != "split"} for r in _intersection_rows()]
     csv = _csv(tmp_path, rows)
     _raises(
-        lambda: load_dataset("csv", tmp_path, csv=csv, group_columns=("sex",), test_fraction=fraction),
+        lambda: load_dataset(
+            "csv", tmp_path, csv=csv, group_columns=("sex",), test_fraction=fraction
+        ),
         ERR_NO_TEST_FRACTION.format(value=fraction),
     )
     assert ERR_NO_TEST_FRACTION.format(value=0) == (
