@@ -146,7 +146,6 @@ def seed_gaps(acc) -> np.ndarray:
     return acc.max(axis=-1) - acc.min(axis=-1)
 
 
-
 def _basic(replicates: np.ndarray, estimate: float, ci: float) -> Interval:
     """The basic bootstrap interval around ``estimate``, widened to contain it if need be."""
     q_lo, q_hi = np.quantile(replicates, [(1 - ci) / 2, 1 - (1 - ci) / 2])

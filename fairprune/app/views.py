@@ -187,7 +187,9 @@ def findings_display(frame: pd.DataFrame) -> pd.DataFrame:
     def ci(name: str, signed: bool = True) -> list[str]:
         return [
             _ci_text(e, lo, hi, signed)
-            for e, lo, hi in zip(frame[name], frame[f"{name}_low"], frame[f"{name}_high"], strict=True)
+            for e, lo, hi in zip(
+                frame[name], frame[f"{name}_low"], frame[f"{name}_high"], strict=True
+            )
         ]
 
     def num(name: str) -> pd.Series:

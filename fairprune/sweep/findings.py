@@ -27,7 +27,6 @@ from fairprune.intervals import (
     arm_replicates,
     gap_difference,
     gap_interval,
-    group_accuracy,
     group_drops,
     mde,
     require_two_groups,
@@ -383,7 +382,9 @@ def summary_of(findings: list[LevelFinding]) -> dict:
         "gap_dense": top.gap_dense.estimate * 100,
         "gap_ce": top.gap_baseline,
         "gap_pw": top.gap_method,
-        "ce_vs_dense": None if top.baseline_vs_dense is None else top.baseline_vs_dense.as_dict(100),
+        "ce_vs_dense": None
+        if top.baseline_vs_dense is None
+        else top.baseline_vs_dense.as_dict(100),
         "pw_vs_ce": None if top.method_vs_baseline is None else top.method_vs_baseline.as_dict(100),
         "verdict_ce": top.verdict_baseline,
         "verdict_pw": top.verdict_method,

@@ -19,9 +19,7 @@ from fairprune.errors import FairpruneError
 
 PW_PREFIX = "pw_"
 BASE_LOSS, PW_LOSS = "ce", "pw"
-ERR_METHOD_SYNTAX = (
-    "a method is CRITERION:LOSS, e.g. taylor:ce or pw_taylor:pw; got {value!r}."
-)
+ERR_METHOD_SYNTAX = "a method is CRITERION:LOSS, e.g. taylor:ce or pw_taylor:pw; got {value!r}."
 ERR_NO_METHOD = "sweep {sweep} has no pruned cells of {method}; it has: {have}."
 ERR_SAME_METHOD = "the baseline and the method are both {method}; choose two different methods."
 
@@ -90,7 +88,10 @@ def methods_of(cells: pd.DataFrame, config_json: str | None = None) -> list[Meth
 
 def paper_partner(baseline: Method, have: list[Method]) -> Method | None:
     """The method the paper compares ``baseline`` with: PW-X + PW for X + CE, else X + PW."""
-    for cand in (Method(PW_PREFIX + baseline.criterion, PW_LOSS), Method(baseline.criterion, PW_LOSS)):
+    for cand in (
+        Method(PW_PREFIX + baseline.criterion, PW_LOSS),
+        Method(baseline.criterion, PW_LOSS),
+    ):
         if cand in have and cand != baseline:
             return cand
     return None

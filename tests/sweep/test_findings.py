@@ -138,9 +138,7 @@ def test_pw_narrower_only_when_its_interval_is_below_zero(make_store):
         f"With l1 pruning + PW-loss fine-tuning the gap is {f.gap_method:.1f} points, narrower "
         "than with l1 pruning + cross-entropy fine-tuning" in headline(f)
     )
-    assert headline(f).endswith(
-        f"; the run could detect differences from {f.mde:.1f} points)."
-    )
+    assert headline(f).endswith(f"; the run could detect differences from {f.mde:.1f} points).")
 
 
 def test_gaps_and_intervals_agree_with_the_store_and_intervals_module(make_store):
