@@ -59,6 +59,10 @@ DEMO_N_BOOT = 50  # fairlearn resamples per cell for its per-group display bands
 # (the headline, gaps, drops) uses the paired bootstrap with 2,000 replicates (fairprune.intervals)
 
 
+ERR_DENSE_STOPPED = (
+    "the demo's dense model was stopped before it finished training and was not saved; run the "
+    "demo again to train it."
+)
 ERR_DEMO_PAIR = "unknown demo criteria {name!r}; choose one of: {choices}."
 
 
@@ -139,6 +143,9 @@ def ensure_demo_model(
     train_dense(
         model, bundle.splits["train"], DEMO_TRAIN, progress=progress, should_stop=should_stop
     )
+    if should_stop is not None and should_stop():
+        # a half-trained model must never be stored as the demo's: later runs would reuse it
+        raise FairpruneError(ERR_DENSE_STOPPED)
     name = demo_model_name(options.get("preset", CONTROL_PRESET))
     if options != demo_options(options.get("preset", CONTROL_PRESET)):
         name += "-" + bundle.fingerprint.removeprefix("synthderm-")[:8]  # a variant: its own name

@@ -107,3 +107,13 @@ def test_the_dense_model_is_found_again_for_its_preset_only(tmp_path, monkeypatc
     assert demo.find_demo_model(tmp_path, options=control) is None  # another preset, another model
     monkeypatch.setattr(demo, "DEMO_TRAIN", replace(demo.DEMO_TRAIN, epochs=2))
     assert demo.find_demo_model(tmp_path, options=biased) is None  # another training config
+
+
+def test_a_stopped_dense_model_is_not_saved(tmp_path):
+    # stopped at its first step: one line, and nothing in the model store for a later run to reuse
+    opts = {"preset": "biased", "limit": 64, "test_limit": 30}
+    with pytest.raises(FairpruneError) as err:
+        demo.ensure_demo_model(tmp_path, should_stop=lambda: True, options=opts)
+    assert str(err.value) == demo.ERR_DENSE_STOPPED
+    assert not list(tmp_path.glob("*.safetensors"))
+    assert demo.find_demo_model(tmp_path, options=opts) is None
