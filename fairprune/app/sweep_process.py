@@ -153,8 +153,16 @@ def run_demo(request: dict, send, should_stop) -> str:
     def dense_progress(done: int, total: int, info: str) -> None:
         send(t="progress", stage="dense", done=done, total=total, info=info)
 
-    # no should_stop here: a dense model stopped half-way would be saved as the demo's model
-    record = demo.ensure_demo_model(request["models"], progress=dense_progress)
+    from fairprune.errors import FairpruneError
+
+    try:  # a cancel stops training at its next step; the half-trained model is never saved
+        record = demo.ensure_demo_model(
+            request["models"], progress=dense_progress, should_stop=should_stop
+        )
+    except FairpruneError:
+        if should_stop():
+            return "cancelled"
+        raise
     if should_stop():
         return "cancelled"
     config = demo.demo_sweep_config(record.path)

@@ -116,3 +116,15 @@ def test_the_empty_overview_loads_nothing_heavy_before_its_button():
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          timeout=120, check=True)  # fmt: skip
     assert run.stdout.strip() == "[]"
+
+
+def test_a_cancel_during_dense_training_ends_the_demo_and_saves_no_model(tmp_path):
+    # the real ensure_demo_model: stopped at its first training step, the job ends "cancelled"
+    # and the model store stays empty (a half-trained demo model would be reused by later runs)
+    request = demo_job.demo_job_request(results_path=tmp_path / "r.sqlite",
+                                        models_dir=tmp_path / "models")  # fmt: skip
+    sent = []
+    state = sweep_process.run_demo(request, lambda **m: sent.append(m), lambda: True)
+    assert state == "cancelled"
+    assert not any(m["t"] == "grid" for m in sent)
+    assert not list((tmp_path / "models").glob("*.safetensors"))
