@@ -17,6 +17,17 @@ from fairprune.app.api import (
 )
 
 
+def model_columns() -> dict:
+    """How a model table's columns are shown (checkpoints and ONNX classifiers alike)."""
+    return {
+        "flops_reduction": st.column_config.NumberColumn("FLOPs reduction", format="percent"),
+        "macs": st.column_config.NumberColumn("MACs", format="localized"),
+        "params": st.column_config.NumberColumn("params", format="localized"),
+        "size_kb": st.column_config.NumberColumn("size (KB)"),
+        "sha256": "content hash",
+    }
+
+
 def body() -> None:
     st.title("Models")
     st.caption(f"Checkpoints in `{ui.models_dir()}`: safetensors weights + a JSON manifest each.")
@@ -29,15 +40,7 @@ def body() -> None:
         st.dataframe(
             table,
             hide_index=True,
-            column_config={
-                "flops_reduction": st.column_config.NumberColumn(
-                    "FLOPs reduction", format="percent"
-                ),
-                "macs": st.column_config.NumberColumn("MACs", format="localized"),
-                "params": st.column_config.NumberColumn("params", format="localized"),
-                "size_kb": st.column_config.NumberColumn("size (KB)"),
-                "sha256": "content hash",
-            },
+            column_config=model_columns(),
             key="models_table",
         )
         ui.pause_for_first_view()
@@ -60,15 +63,7 @@ def body() -> None:
         st.dataframe(
             pd.DataFrame([record_to_row(r) for r in onnx_records]),
             hide_index=True,
-            column_config={
-                "flops_reduction": st.column_config.NumberColumn(
-                    "FLOPs reduction", format="percent"
-                ),
-                "macs": st.column_config.NumberColumn("MACs", format="localized"),
-                "params": st.column_config.NumberColumn("params", format="localized"),
-                "size_kb": st.column_config.NumberColumn("size (KB)"),
-                "sha256": "content hash",
-            },
+            column_config=model_columns(),
             key="models_onnx_table",
         )
 

@@ -12,7 +12,6 @@ import re
 
 import numpy as np
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fairprune.app import views
@@ -21,7 +20,9 @@ from fairprune.intervals import group_accuracy, seed_gap
 from fairprune.sweep.findings import correct_matrix
 from fairprune.sweep.methods import methods_table
 from fairprune.sweep.results import ResultsStore
-from tests.conftest import ROOT, _point_at
+from tests.app.test_app_pages import _run as run_page
+from tests.app.test_app_pages import _texts
+from tests.conftest import _point_at
 
 
 @pytest.fixture(scope="module")
@@ -67,19 +68,8 @@ def _truth(store, sweep_id):
     return out
 
 
-def _run(page: str, **state) -> AppTest:
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    at = AppTest.from_file(str(ROOT / page), default_timeout=240)
-    for k, v in state.items():
-        at.session_state[k] = v
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def _texts(at) -> str:
-    return "\n".join(m.value for m in at.markdown) + "\n".join(c.value for c in at.caption)
+def _run(page: str) -> AppTest:
+    return run_page(page, timeout=240)
 
 
 def test_one_gap_everywhere(paper_env, capsys):

@@ -22,12 +22,12 @@ from fairprune.sweep.results import ResultsStore
 from tests.conftest import ROOT
 
 
-def _run(page: str, **state) -> AppTest:
+def _run(page: str, timeout: float = 180, **state) -> AppTest:
     # each AppTest starts with empty Streamlit caches, as a fresh server would: a table cached by
     # an earlier test (same model, other data or settings) must not stand in for this one's
     st.cache_data.clear()
     st.cache_resource.clear()
-    at = AppTest.from_file(str(ROOT / page), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / page), default_timeout=timeout)
     for k, v in state.items():
         at.session_state[k] = v
     at.run()
