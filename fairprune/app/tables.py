@@ -203,14 +203,20 @@ def pick_sweep(key: str, label: str = "Sweep") -> str | None:
     return picked
 
 
-@st.cache_data(show_spinner="Computing paired intervals…", max_entries=16)
 def _findings(path: str, version: str, sweep_id: str | None, baseline=None, method=None):
+    """:func:`_pair_findings` with the comparison spelled one way: no choice means the sweep's
+    default pair, so a page that names it and one that does not share one cached computation."""
+    if not baseline and not method and sweep_id is not None:
+        baseline, method = _pair_default(path, version, sweep_id)
+    return _pair_findings(path, version, sweep_id, baseline or None, method or None)
+
+
+@st.cache_data(show_spinner="Computing paired intervals…", max_entries=16)
+def _pair_findings(path: str, version: str, sweep_id: str | None, baseline, method):
     from fairprune.sweep.findings import findings_frame, level_findings, summary_of
     from fairprune.sweep.results import ResultsStore
 
-    findings = level_findings(
-        ResultsStore(path), sweep_id, baseline=baseline or None, method=method or None
-    )
+    findings = level_findings(ResultsStore(path), sweep_id, baseline=baseline, method=method)
     if not findings:
         return findings_frame([]), None
     return findings_frame(findings), summary_of(findings)
