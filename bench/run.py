@@ -31,6 +31,10 @@ Each ratio is measured in one run, the two sides interleaved and repeated, media
   × the demo's levels, the demo's fine-tuning) run on a local Ray with 2 workers ÷ the same sweep
   run serially in this process, Ray start-up and shut-down included, both from empty stores in
   this one run. Target ≤ 0.8 on 2 cores. ``--only ray`` runs just this; ``--only core`` skips it.
+- meeting (``--only meeting``, ``bench/meeting.py``, its options after it): N dashboard sessions
+  (1, 4, 8, then 8 on two server processes) asking for pages at the same moment over Streamlit's
+  own websocket protocol, no browser; per page the seconds to the first chart and to the script's
+  end, median / p90 / worst, and a just-started server's first visits.
 - cells (``--only cells``, ``bench/cells.py``): seconds of one demo cell per FLOPs level —
   pruning, fine-tuning, audit — for Taylor + CE and PW-Taylor + PW side by side, and one seed's
   total; what decides how many seeds the demo affords.
@@ -212,12 +216,20 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, nargs="+", default=[1, 2], help="intra-op threads to compare"
     )
-    parser.add_argument("--only", choices=["all", "core", "ray", "speed", "cells"], default="all",
+    parser.add_argument("--only", choices=["all", "core", "ray", "speed", "cells", "meeting"],
+                        default="all",
                         help="core: the training/eval/latency ratios; ray: the Ray sweep ratio; "
                         "speed: the pruned speed-ups on every runtime only; cells: the cost of "
                         "one demo cell per level, Taylor + CE beside PW-Taylor + PW "
-                        "(bench/cells.py)")  # fmt: skip
-    args = parser.parse_args()
+                        "(bench/cells.py); meeting: N dashboard sessions clicking at once "
+                        "(bench/meeting.py, whose options follow)")  # fmt: skip
+    args, rest = parser.parse_known_args()
+    if args.only == "meeting":
+        from bench.meeting import main as meeting_main
+
+        return meeting_main(rest + (["--json"] if args.json else []))
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.speed_only = args.only == "speed"
     if args.only == "cells":
         from bench.cells import main as cells_main

@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 DEMO_DATASET = "synthderm"
 DEMO_ARCH = "demo_cnn"
 DEMO_PRESET = BIASED_PRESET  # the paper's setting: the minority rare in training
-DEMO_TRAIN = TrainConfig(epochs=10, lr=3e-3, batch_size=128, seed=0)
+# 16 epochs, cosine-decayed: the dense model fits its training split, the rare group's few images
+# included, as the paper's dense models do; with 10 the setting failed its calibration (pruning did
+# not widen the gap: fairprune.calibration, README "How the setting was calibrated")
+DEMO_TRAIN = TrainConfig(epochs=16, lr=3e-3, batch_size=128, seed=0)
 # the reference scripts' levels for the Fitzpatrick17k ResNet-34: 1 - 2^-k, k = 1..5
 DEMO_LEVELS = (0.5, 0.75, 0.875, 0.9375, 0.96875)
 # criterion pairs, baseline first: X + CE against PW-X + PW (``demo --criteria``)

@@ -21,8 +21,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
-from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,76 +28,18 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from fairprune.calibration import calibrate  # noqa: E402
 from fairprune.demo import (  # noqa: E402
     DEMO_LEVELS,
     DEMO_SEEDS,
     demo_options,
-    demo_sweep_config,
-    ensure_demo_model,
 )
 from fairprune.intervals import (  # noqa: E402
     arm_replicates,
     gap_difference,
     gap_interval,
-    seed_gaps,
 )
 from fairprune.sweep.results import ResultsStore  # noqa: E402
-from fairprune.sweep.runner import run_sweep  # noqa: E402
-
-MIN_DENSE_GAP = 0.05  # the dense model's gap, accuracy units
-MAX_GROUP_ACCURACY = 0.98  # no group above this
-
-
-def calibrate(options: dict, seeds, level: float, models_dir, results, n_boot: int) -> dict:
-    """Run the check; return its figures (accuracies and gaps in points)."""
-    t0 = time.perf_counter()
-    record = ensure_demo_model(models_dir, options=options)
-    trained_s = time.perf_counter() - t0
-    config = replace(
-        demo_sweep_config(record.path, seeds=tuple(seeds), options=options),
-        criteria=("taylor",),
-        losses=("ce",),
-        reductions=(level,),
-        name="SynthDerm calibration",
-    )
-    store = ResultsStore(results)
-    sweep_id = run_sweep(config, store=store, models_dir=models_dir)
-    cells = store.cells(sweep_id)
-    dense_key = cells.loc[cells["criterion"] == "dense", "cell_key"].iloc[0]
-    pruned = cells[cells["criterion"] == "taylor"].sort_values("seed")
-    preds = store.predictions([dense_key, *pruned["cell_key"]])
-    groups = preds[dense_key].groups
-    names = list(preds[dense_key].group_names)
-    dense = preds[dense_key].correct[None, :]  # (1, N)
-    taylor = np.stack([preds[k].correct for k in pruned["cell_key"]])  # (S, N)
-    arm_d, arm_t = arm_replicates([dense, taylor], groups, n_boot=n_boot)
-    dense_acc = arm_d[0][0]  # (G,)
-    dense_gap = gap_interval(arm_d)
-    widen = gap_difference(arm_d, arm_t)
-    pruned_acc = arm_t[0].mean(axis=0)
-    checks = {
-        "dense gap >= 5 points, interval above 0": dense_gap.estimate >= MIN_DENSE_GAP
-        and dense_gap.low > 0,
-        "no dense group above 98%": bool(dense_acc.max() <= MAX_GROUP_ACCURACY),
-        "Taylor + CE widens the gap (interval above 0)": widen.low > 0,
-    }
-    return {
-        "options": options,
-        "dense_model": record.path,
-        "dense_trained_or_found_s": round(trained_s, 1),
-        "level": level,
-        "seeds": list(seeds),
-        "dense_accuracy": {n: round(100 * a, 1) for n, a in zip(names, dense_acc, strict=True)},
-        "dense_gap": dense_gap.as_dict(100),
-        "taylor_ce_accuracy": {
-            n: round(100 * a, 1) for n, a in zip(names, pruned_acc, strict=True)
-        },
-        "taylor_ce_gaps": [round(100 * float(g), 1) for g in seed_gaps(arm_t[0])],
-        "taylor_ce_minus_dense_gap": widen.as_dict(100),
-        "flops_reduction": [round(float(r), 4) for r in pruned["flops_reduction"]],
-        "checks": checks,
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
 
 
 def demo_widths(results, sweep_id: str | None = None, n_boot: int = 2000) -> list[dict]:
@@ -215,6 +155,7 @@ def main() -> int:
         models = args.models_dir or str(Path(tmp) / "models")
         results = args.results or str(Path(tmp) / "results.sqlite")
         r = calibrate(options, args.seeds, args.level, models, results, args.n_boot)
+        r.pop("check")
     print(json.dumps(r) if args.json else _show(r))
     return 0
 

@@ -1,0 +1,621 @@
+"""A meeting without browsers: N dashboard sessions asking for pages at the same moment.
+
+    python bench/meeting.py                  # N = 1, 4, 8 on one server, then N = 8 on two
+    python bench/meeting.py --sessions 8 --same-page --json
+    python bench/run.py --only meeting [the same options]
+
+Not a test: machines here are shared and noisy (issue #23, item 1). Needs no browser.
+
+A real dashboard server (``streamlit run app.py``, command line and environment as
+tests/app/test_browser.py's ``_serve`` has them) serves the results store the environment points
+at (by default the demo's: ``python -m fairprune demo``), or ``--results``/``--models-dir``. Each
+session is a websocket client speaking Streamlit's own protocol the way Streamlit 1.67's front end
+does (``App.sendRerunBackMsg``): a ``BackMsg`` whose ``rerun_script`` ClientState names the page
+by ``page_name`` (the URL path) for the session's first page and by ``page_script_hash`` (from
+the ``navigation`` message) for a sidebar switch, with the hashes of the cacheable messages it
+holds, so the server sends references for those; it reads ``ForwardMsg``s until the run's
+``script_finished``. Like the front end it keeps cacheable messages for
+``max_cached_message_age`` runs and, while it sits on a page with an ``st.fragment(run_every=…)``,
+asks for the fragment's reruns on that interval (``--no-auto-rerun`` stops that). It sends no
+widget states: every page runs with its widgets' defaults, what a visitor who clicks nothing sees.
+
+Per request, on the client's clock from sending it: **first chart**, the first message of the
+run carrying the page's first content by tests/app/test_browser.py's ``PAGES`` rule (a plotly
+chart with data; the Models page's dataframe; the Report page's download button), and **script
+end**, the run's ``script_finished``. That is the server's share of a click: nothing is drawn, and
+the socket is local (the clients share the machine's cores with the server, as browsers would).
+The run after a page switch includes the dashboard's first-view pause (0.3 s after the first
+chart, ``FAIRPRUNE_FIRST_VIEW_PAUSE``), so script end counts it; first chart does not.
+
+A meeting: the N sessions open the dashboard (Overview) at once, then in each round every session
+asks for a page at the same moment, rotating through the pages so that sessions ask for different
+ones (``--same-page``: all ask for the same one, "everyone open the Audit page"); by default
+enough rounds that every page gets ``--samples`` (8) requests per N. ``--processes 2``: two
+servers on two ports serve the same store, the sessions split between them alternately. The
+default run is N = 1, 4, 8 with one process, then the largest N with two.
+
+Cold: a freshly started server's first page (from starting the process to the first chart), then
+one session's first visit to every other page (sidebar switches) — a table of its own: a cold
+process, though what earlier runs left on disk (the data cache, stored predictions) stays. It
+warms the server for the meetings that follow. Exit status 2 when the store holds no sweep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
+
+
+def _from_browser_test():
+    """``PAGES`` and ``_free_port`` of tests/app/test_browser.py. Importing it runs
+    tests/conftest.py, which points ``FAIRPRUNE_CACHE`` at a fresh temporary folder (a server
+    started from here would regenerate the dataset) and turns the first-view pause off: the
+    environment is put back as it was."""
+    saved = dict(os.environ)
+    try:
+        from tests.app import test_browser
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return test_browser.PAGES, test_browser._free_port
+
+
+_PAGES, _free_port = _from_browser_test()
+# the element whose message stands for a selector of test_browser's PAGES
+ELEMENT_OF = {
+    ".js-plotly-plot": "plotly_chart",
+    "[data-testid='stDataFrame']": "dataframe",
+    "[data-testid='stDownloadButton']": "download_button",
+}
+# (name, URL path, element of the page's first content), in test_browser's order
+PAGES = [(name, path, ELEMENT_OF[selector]) for name, path, selector in _PAGES]
+PAGE_NAMES = [name for name, *_ in PAGES]
+ARTIFACTS = ROOT / "artifacts"
+
+ERR_NO_SWEEP = (
+    "The results store {path} holds no sweep: run `python -m fairprune demo` first, or pass "
+    "--results and --models-dir of a store that has one."
+)
+ERR_SERVER = "The dashboard server did not start within {seconds:g} s; see {log}."
+ERR_PAGES = (
+    "The dashboard's sidebar lacks the page {missing}, which tests/app/test_browser.py's PAGES "
+    "lists: update PAGES there."
+)
+
+
+@dataclass
+class Visit:
+    """One request for a page and what came back (seconds from sending the request)."""
+
+    page: str  # the page's name, as in the sidebar
+    session: int  # which session asked
+    round: int  # the meeting's round; -1 when the session opened the dashboard
+    server: int  # which server process answered (0 or 1)
+    first_chart: float | None = None  # to the first message with the page's first content
+    script_end: float | None = None  # to the run's script_finished
+    kbytes: float = 0.0  # ForwardMsg bytes received during the run
+    messages: int = 0  # ForwardMsgs received during the run
+    references: int = 0  # of them, references to a message the session holds (ref_hash)
+    exceptions: int = 0  # st.exception elements (a traceback on screen)
+    error: str = ""  # what went wrong when the run did not finish
+
+
+@dataclass
+class _Pending:
+    visit: Visit
+    element: str  # the first content's element
+    t0: float  # perf_counter when the request went out
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    run_id: str = ""  # the full run that answers the request, once it started
+
+
+def _content(msg: ForwardMsg) -> str:
+    """What a message draws: the element's type ("plotly_chart" only for a chart with data)."""
+    if msg.WhichOneof("type") != "delta" or msg.delta.WhichOneof("type") != "new_element":
+        return ""
+    element = msg.delta.new_element
+    kind = element.WhichOneof("type") or ""
+    if kind == "plotly_chart":
+        spec = element.plotly_chart.spec
+        i = spec.find('"data":')
+        if i < 0 or spec[i + 7 :].lstrip().startswith("[]"):
+            return "plotly_chart (empty)"
+    return kind
+
+
+class Session:
+    """One visitor's websocket session with a dashboard server, as Streamlit's front end runs it."""
+
+    def __init__(self, url: str, index: int, server: int = 0, *, auto_rerun: bool = True) -> None:
+        self.url = url  # http://host:port of the server
+        self.index = index
+        self.server = server
+        self.auto_rerun = auto_rerun
+        self.ws: ClientConnection | None = None
+        self.pages: dict[str, str] = {}  # page name -> page_script_hash (navigation message)
+        self.current = ""  # page_script_hash of the page the session is on
+        self.cache: dict[str, list] = {}  # message hash -> [run count last used, content, fragment]
+        self.runs = 0  # finished runs, the front end's ForwardMsg cache clock
+        self.max_age = 2  # new_session's max_cached_message_age
+        self.timers: dict[str, tuple[float, asyncio.Task]] = {}  # fragment id -> auto-rerun task
+        self.pending: _Pending | None = None
+        self.reader: asyncio.Task | None = None
+        self.closed = ""
+
+    async def visit(self, name: str, round_: int = 0, *, timeout: float = 180.0) -> Visit:
+        """Ask for page ``name`` (the session's first request opens the dashboard at the page's
+        URL, connecting first) and wait for the run's end."""
+        path, element = next((p, e) for n, p, e in PAGES if n == name)
+        visit = Visit(page=name, session=self.index, round=round_, server=self.server)
+        pending = _Pending(visit, element, time.perf_counter())
+        self.pending = pending
+        try:
+            if self.ws is None:  # a new tab: connect, then ask for the page by its URL path
+                host = self.url.removeprefix("http://")
+                self.ws = await connect(f"ws://{host}/_stcore/stream", subprotocols=["streamlit"],
+                                        max_size=None, open_timeout=timeout)  # fmt: skip
+                self.reader = asyncio.create_task(self._read())
+                request = self._rerun(page_name=path, path=path)
+            else:  # a sidebar link: the page's script hash; the old page's timers stop first
+                if name not in self.pages:
+                    raise LookupError(ERR_PAGES.format(missing=name))
+                self._stop_timers(list(self.timers))
+                request = self._rerun(page_hash=self.pages[name], path=path)
+            await self.ws.send(request)
+            await asyncio.wait_for(pending.done.wait(), timeout)
+        except TimeoutError:
+            visit.error = f"no script_finished within {timeout:g} s"
+        except (OSError, ConnectionClosed, LookupError) as exc:
+            visit.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.pending = None
+        return visit
+
+    async def close(self) -> None:
+        self._stop_timers(list(self.timers))
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reader
+
+    def _rerun(self, *, page_hash: str = "", page_name: str = "", path: str = "",
+               fragment_id: str = "", auto: bool = False) -> bytes:  # fmt: skip
+        """The BackMsg the front end sends to (re)run a page or one of its fragments."""
+        msg = BackMsg()
+        state = msg.rerun_script
+        state.query_string = ""
+        state.widget_states.SetInParent()
+        state.page_script_hash = page_hash
+        state.page_name = page_name
+        state.fragment_id = fragment_id
+        state.is_auto_rerun = auto
+        state.cached_message_hashes.extend(self.cache)
+        info = state.context_info
+        info.timezone, info.timezone_offset, info.locale = "UTC", 0, "en-US"
+        info.url, info.is_embedded, info.color_scheme = f"{self.url}/{path}", False, "light"
+        return msg.SerializeToString()
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                self._handle(ForwardMsg.FromString(raw), len(raw), time.perf_counter())
+        except ConnectionClosed as exc:
+            self.closed = str(exc)
+        finally:
+            if self.pending is not None and not self.pending.done.is_set():
+                self.pending.visit.error = f"connection closed: {self.closed or 'by the server'}"
+                self.pending.done.set()
+
+    def _handle(self, msg: ForwardMsg, size: int, now: float) -> None:
+        kind = msg.WhichOneof("type")
+        pending = self.pending
+        if pending is not None:
+            pending.visit.kbytes += size / 1024
+            pending.visit.messages += 1
+        if kind == "ref_hash":  # a message this session holds: the server sent only its hash
+            entry = self.cache.get(msg.ref_hash)
+            if entry is None:
+                if pending is not None:
+                    pending.visit.error = f"cached message missing: {msg.ref_hash}"
+                return
+            entry[0] = self.runs
+            content = entry[1]
+            if pending is not None:
+                pending.visit.references += 1
+        else:
+            content = _content(msg)
+            if msg.metadata.cacheable and msg.hash:
+                fragment = msg.delta.fragment_id if kind == "delta" else ""
+                self.cache.setdefault(msg.hash, [self.runs, content, fragment])[0] = self.runs
+        fragment_run = bool(msg.metadata.run.fragment_ids)
+        if kind == "new_session":
+            self.max_age = msg.new_session.config.max_cached_message_age or self.max_age
+            if pending is not None and not pending.run_id and not fragment_run:
+                pending.run_id = msg.metadata.run.script_run_id
+        elif kind == "navigation":
+            self.pages = {p.page_name: p.page_script_hash for p in msg.navigation.app_pages}
+            self.current = msg.navigation.page_script_hash
+        elif kind == "auto_rerun" and self.auto_rerun:
+            self._start_timer(msg.auto_rerun.fragment_id, msg.auto_rerun.interval)
+        elif kind == "stop_auto_rerun":
+            self._stop_timers(list(msg.stop_auto_rerun.fragment_ids))
+        elif kind == "page_not_found" and pending is not None:
+            pending.visit.error = f"page not found: {msg.page_not_found.page_name!r}"
+        elif kind == "script_finished":
+            self._finished(msg, pending, now)
+        if pending is None or not pending.run_id:
+            return
+        if content == "exception":
+            pending.visit.exceptions += 1
+        if content == pending.element and pending.visit.first_chart is None:
+            pending.visit.first_chart = now - pending.t0
+
+    def _finished(self, msg: ForwardMsg, pending: _Pending | None, now: float) -> None:
+        status = msg.script_finished
+        if status != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            # the front end's ForwardMsg cache ages by one run; a fragment run ages only its own
+            fragments = set(msg.metadata.run.fragment_ids)
+            self.runs += 1
+            for key, (used, _content, fragment) in list(self.cache.items()):
+                if fragments and fragment not in fragments:
+                    continue
+                if self.runs - used > self.max_age:
+                    del self.cache[key]
+        if pending is None or msg.metadata.run.script_run_id != pending.run_id:
+            return
+        if status == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            pending.run_id = ""  # the page called st.rerun(): the next full run answers
+            return
+        if status == ForwardMsg.FINISHED_WITH_COMPILE_ERROR:
+            pending.visit.error = "the page failed to compile"
+        else:
+            pending.visit.script_end = now - pending.t0
+        pending.done.set()
+
+    def _start_timer(self, fragment_id: str, interval: float) -> None:
+        old = self.timers.get(fragment_id)
+        if old is not None and old[0] == interval:
+            return
+        self._stop_timers([fragment_id])
+        task = asyncio.create_task(self._tick(fragment_id, interval))
+        self.timers[fragment_id] = (interval, task)
+
+    def _stop_timers(self, fragment_ids: list[str]) -> None:
+        for fragment_id in fragment_ids:
+            timer = self.timers.pop(fragment_id, None)
+            if timer is not None:
+                timer[1].cancel()
+
+    async def _tick(self, fragment_id: str, interval: float) -> None:
+        """A fragment's auto-rerun, every ``interval`` seconds, as the front end's timer sends it."""
+        while True:
+            await asyncio.sleep(interval)
+            request = self._rerun(page_hash=self.current, fragment_id=fragment_id, auto=True)
+            try:
+                await self.ws.send(request)
+            except ConnectionClosed:
+                return
+
+
+@dataclass
+class Server:
+    """A dashboard server process."""
+
+    url: str  # http://127.0.0.1:port
+    started: float  # perf_counter when the process was started
+    healthy_s: float  # seconds from starting the process to /_stcore/health answering "ok"
+    log: Path  # the server's output
+
+
+@contextlib.contextmanager
+def serve(log: Path, *, wait_s: float = 120.0):
+    """A dashboard server on a free port for the store the environment points at, started as
+    tests/app/test_browser.py's ``_serve`` starts it (its own copy: it keeps the process's start
+    time and polls the health endpoint every 50 ms, for the cold first page)."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("FAIRPRUNE_FIRST_VIEW_PAUSE", None)  # the dashboard as shipped
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
+             "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],  # fmt: skip
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            while True:
+                try:
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.perf_counter() - started > wait_s:
+                        raise RuntimeError(ERR_SERVER.format(seconds=wait_s, log=log)) from None
+                    time.sleep(0.05)
+            yield Server(url, started, time.perf_counter() - started, log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _p90(values: list[float]) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[-1]
+
+
+def _stats(values: list[float]) -> dict | None:
+    """Median, p90 and worst in seconds (None without values)."""
+    if not values:
+        return None
+    return {"median": round(statistics.median(values), 3), "p90": round(_p90(values), 3),
+            "worst": round(max(values), 3)}  # fmt: skip
+
+
+def summarize(visits: list[Visit]) -> dict:
+    """Per page (every page of the dashboard, in the sidebar's order) and over all visits: the
+    number of visits and median / p90 / worst of first chart and script end."""
+
+    def block(mine: list[Visit]) -> dict:
+        return {
+            "n": len(mine),
+            "first_chart": _stats([v.first_chart for v in mine if v.first_chart is not None]),
+            "script_end": _stats([v.script_end for v in mine if v.script_end is not None]),
+            "kbytes": round(statistics.median(v.kbytes for v in mine), 1) if mine else None,
+        }
+
+    firsts = [v.first_chart for v in visits if v.first_chart is not None]
+    overall = block(visits)
+    overall.update(
+        over_1s=sum(t > 1 for t in firsts),
+        over_2s=sum(t > 2 for t in firsts),
+        no_first_chart=sum(v.first_chart is None for v in visits),
+        exceptions=sum(v.exceptions for v in visits),
+        errors=[
+            f"{v.page} (session {v.session}, round {v.round}): {v.error}" for v in visits if v.error
+        ],
+    )
+    return {"pages": {name: block([v for v in visits if v.page == name]) for name in PAGE_NAMES},
+            "overall": overall}  # fmt: skip
+
+
+def rounds_for(sessions: int, samples: int = 8) -> int:
+    """Rounds that give every page at least ``samples`` requests when ``sessions`` sessions each
+    ask for one page a round, rotating through the pages."""
+    return len(PAGES) * math.ceil(samples / sessions)
+
+
+def ask(session: int, round_: int, *, same_page: bool = False) -> str:
+    """The page a session asks for in a round: rotating, each session on a different page (never
+    the one it is on); with ``same_page`` everyone on the same one. Round -1 opens the
+    dashboard: the Overview."""
+    if round_ < 0:
+        return PAGE_NAMES[0]
+    return PAGE_NAMES[(round_ + 1 + (0 if same_page else session)) % len(PAGES)]
+
+
+async def _meeting(urls: list[str], sessions: int, rounds: int, *, same_page: bool, gap: float,
+                   timeout: float, auto_rerun: bool) -> tuple[list[Visit], list[Visit], list[str]]:  # fmt: skip
+    people = [Session(urls[i % len(urls)], i, i % len(urls), auto_rerun=auto_rerun)
+              for i in range(sessions)]  # fmt: skip
+    try:
+        opened = await asyncio.gather(*(s.visit(ask(s.index, -1), -1, timeout=timeout)
+                                        for s in people))  # fmt: skip
+        visits: list[Visit] = []
+        for r in range(rounds):
+            await asyncio.sleep(gap)
+            visits += await asyncio.gather(
+                *(s.visit(ask(s.index, r, same_page=same_page), r, timeout=timeout) for s in people)
+            )
+    finally:
+        await asyncio.gather(*(s.close() for s in people))
+    return list(opened), visits, list(people[0].pages)
+
+
+def meeting(urls: list[str], sessions: int, rounds: int | None = None, *, same_page: bool = False,
+            samples: int = 8, gap: float = 0.5, timeout: float = 180.0,
+            auto_rerun: bool = True) -> dict:  # fmt: skip
+    """N sessions open the dashboard at once, then ask for pages round after round at the same
+    moment; the sessions split over ``urls`` (one per server process) alternately.
+
+    Returns
+    -------
+    dict
+        processes, sessions, mode, rounds, ``navigation`` (the page names the server's sidebar
+        lists), ``open`` (the opening's summary), ``pages`` and
+        ``overall`` (the rounds' summary, see ``summarize``) and every ``visits`` entry.
+    """
+    rounds = rounds_for(sessions, samples) if rounds is None else rounds
+    opened, visits, navigation = asyncio.run(
+        _meeting(urls, sessions, rounds, same_page=same_page, gap=gap, timeout=timeout,
+                 auto_rerun=auto_rerun)
+    )  # fmt: skip
+    opening = summarize(opened)["overall"]
+    return {"processes": len(urls), "sessions": sessions, "rounds": rounds,
+            "mode": "same page" if same_page else "rotating", "navigation": navigation,
+            "open": opening,
+            **summarize(visits), "visits": [asdict(v) for v in opened + visits]}  # fmt: skip
+
+
+async def _first_visits(url: str, timeout: float, auto_rerun: bool) -> list[Visit]:
+    person = Session(url, 0, auto_rerun=auto_rerun)
+    try:
+        return [await person.visit(name, timeout=timeout) for name in PAGE_NAMES]
+    finally:
+        await person.close()
+
+
+def cold(server: Server, *, timeout: float = 180.0, auto_rerun: bool = True) -> dict:
+    """A just-started server: one session opens the Overview, then visits every other page
+    from the sidebar once. ``first_page`` times the Overview from starting the process."""
+    since_start = time.perf_counter() - server.started
+    visits = asyncio.run(_first_visits(server.url, timeout, auto_rerun))
+    first = visits[0]
+
+    def later(t: float | None) -> float | None:
+        return None if t is None else round(since_start + t, 3)
+
+    return {
+        "first_page": {
+            "healthy": round(server.healthy_s, 3),
+            "first_chart": later(first.first_chart),
+            "script_end": later(first.script_end),
+        },
+        **summarize(visits),
+        "visits": [asdict(v) for v in visits],
+    }
+
+
+def _check_store(results: Path) -> str:
+    """Empty when the store holds a sweep, else the one-line reason why not."""
+    if not results.is_file():
+        return ERR_NO_SWEEP.format(path=results)
+    from fairprune.errors import FairpruneError
+    from fairprune.sweep.results import ResultsStore
+
+    try:
+        return "" if len(ResultsStore(results).sweeps()) else ERR_NO_SWEEP.format(path=results)
+    except FairpruneError as exc:
+        return str(exc)
+
+
+def _cells(s: dict | None) -> str:
+    if s is None:
+        return f"{'–':>6} {'–':>5} {'–':>5}"
+    return f"{s['median']:6.2f} {s['p90']:5.2f} {s['worst']:5.2f}"
+
+
+def table(run: dict) -> list[str]:
+    """A summary as text: one row per page, one for all the visits, the counts over 1 and 2 s."""
+    lines = [
+        f"{'':<20} {'':>3}   {'first chart (s)':<18}   {'script end (s)':<18}   {'KB':>6}",
+        f"{'page':<20} {'n':>3}   {'median':>6} {'p90':>5} {'worst':>5}   {'median':>6} "
+        f"{'p90':>5} {'worst':>5}   {'median':>6}",
+    ]
+    for name, s in [*run["pages"].items(), ("all", run["overall"])]:
+        kb = f"{'–':>6}" if s["kbytes"] is None else f"{s['kbytes']:6.0f}"
+        lines.append(f"{name:<20} {s['n']:>3}   {_cells(s['first_chart'])}   "
+                     f"{_cells(s['script_end'])}   {kb}")  # fmt: skip
+    o = run["overall"]
+    lines.append(f"first chart over 1 s: {o['over_1s']} of {o['n']}, over 2 s: {o['over_2s']}; "
+                 f"no first chart: {o['no_first_chart']}; exceptions on screen: "
+                 f"{o['exceptions']}")  # fmt: skip
+    lines += [f"  error: {e}" for e in o["errors"]]
+    return lines
+
+
+def report(result: dict) -> list[str]:
+    """The whole result as text."""
+    c = result["cold"]
+    f = c["first_page"]
+    lines = [f"store: {result['store']} · load average {result['load_average_1min']:.1f} on "
+             f"{result['cpus']} cores · the client runs on the same cores",  # fmt: skip
+             "",
+             "cold: a just-started server (one session, each page's first visit)",
+             f"first page (Overview) from starting the process: healthy {f['healthy']:.2f} s, "
+             f"first chart {_opt(f['first_chart'])}, script end {_opt(f['script_end'])}",
+             *table(c)]  # fmt: skip
+    for run in result["runs"]:
+        o = run["open"]
+        lines += [
+            "",
+            f"N = {run['sessions']} session{'s' if run['sessions'] > 1 else ''}, "
+            f"{run['processes']} process{'es' if run['processes'] > 1 else ''}, {run['mode']}, "
+            f"{run['rounds']} rounds; the {run['sessions']} opening the Overview at once: first "
+            f"chart {_opt(o['first_chart'] and o['first_chart']['median'])} median, "
+            f"{_opt(o['first_chart'] and o['first_chart']['worst'])} worst",
+            *table(run),
+        ]  # fmt: skip
+    return lines
+
+
+def _opt(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.2f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8],
+                        help="N: sessions asking at once, one meeting per value")  # fmt: skip
+    parser.add_argument("--processes", type=int, choices=[1, 2], default=None,
+                        help="server processes for every N (default: 1 for every N, then 2 for "
+                        "the largest)")  # fmt: skip
+    parser.add_argument("--same-page", action="store_true",
+                        help="everyone asks for the same page each round")  # fmt: skip
+    parser.add_argument("--samples", type=int, default=8, help="requests per page and N")
+    parser.add_argument("--rounds", type=int, default=None, help="(default: from --samples)")
+    parser.add_argument("--gap", type=float, default=0.5, help="seconds between rounds")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per request")
+    parser.add_argument("--no-auto-rerun", action="store_true",
+                        help="do not send the fragments' timed reruns")  # fmt: skip
+    parser.add_argument("--results", type=Path, help="results store (default: the environment's)")
+    parser.add_argument("--models-dir", type=Path, help="model folder (default: the environment's)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.results is not None:
+        os.environ["FAIRPRUNE_RESULTS"] = str(args.results.resolve())
+    if args.models_dir is not None:
+        os.environ["FAIRPRUNE_MODELS_DIR"] = str(args.models_dir.resolve())
+    from fairprune.paths import results_path
+
+    store = results_path()
+    problem = _check_store(store)
+    if problem:
+        print(problem)
+        return 2
+    plan = [(args.processes or 1, n) for n in args.sessions]
+    if args.processes is None:
+        plan.append((2, max(args.sessions)))
+    options = {"same_page": args.same_page, "samples": args.samples, "gap": args.gap,
+               "timeout": args.timeout, "auto_rerun": not args.no_auto_rerun}  # fmt: skip
+    result: dict = {"store": str(store), "pages": PAGE_NAMES, "runs": [],
+                    "auto_rerun": not args.no_auto_rerun, "cpus": len(os.sched_getaffinity(0))}  # fmt: skip
+    for processes in dict.fromkeys(p for p, _ in plan):  # fresh servers per process count
+        with contextlib.ExitStack() as stack:
+            servers = [stack.enter_context(serve(ARTIFACTS / f"meeting-server-{k}.log"))
+                       for k in range(processes)]  # fmt: skip
+            for server in servers:  # the cold pass warms each server
+                warm = cold(server, timeout=args.timeout, auto_rerun=options["auto_rerun"])
+                if "cold" not in result:  # the first server's: the one-process group's
+                    result["cold"] = warm
+            for p, n in plan:
+                if p == processes:
+                    result["runs"].append(meeting([s.url for s in servers], n, args.rounds,
+                                                  **options))  # fmt: skip
+    result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("\n".join(report(result)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
