@@ -12,6 +12,7 @@ machine (same torch threads) gives byte-identical models and identical rows.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from fairprune.sweep.grid import (
     prune_units,
     validate_sweep,
 )
+from fairprune.sweep.sweep_lock import sweep_lock
 from fairprune.utils import Progress, stable_hash
 
 log = logging.getLogger(__name__)
@@ -229,33 +231,37 @@ def run_sweep(
     executor.start(config)  # e.g. Ray starts its workers while this process loads the dense model
     try:
         ctx = load_context(config)
-        plan = plan_sweep(ctx, store, only)
-        record_dense(store, ctx, plan)
-        total = len(plan.cells) + 1  # + the dense baseline
-        done = total - len(plan.todo)
-        report(done, total, f"{len(plan.todo)} cells to run")
-        if not plan.todo:
-            return ctx.sweep_id
-        recorded: set[str] = set()
-        results = executor.results(
-            ctx,
-            plan.units,
-            should_stop=stop,
-            report=lambda info: report(done, total, info),
-            on_unit=on_unit or (lambda unit: None),
-        )
-        try:
-            for result in results:
-                if result.key in recorded:  # a retried worker may replay a cell: keep the first
-                    continue
-                record_cell(store, models_dir, ctx, result)
-                recorded.add(result.key)
-                done += 1
-                report(done, total, f"done: {result.cell.criterion} {result.cell.loss}")
-                if on_cell is not None:
-                    on_cell(result.key)
-        finally:
-            results.close()  # an executor's clean-up (cancel outstanding work) runs on an error
+        held = contextlib.nullcontext()
+        if getattr(store, "path", None) is not None:  # one driver per sweep and store
+            held = sweep_lock(store.path, ctx.sweep_id)
+        with held:
+            plan = plan_sweep(ctx, store, only)
+            record_dense(store, ctx, plan)
+            total = len(plan.cells) + 1  # + the dense baseline
+            done = total - len(plan.todo)
+            report(done, total, f"{len(plan.todo)} cells to run")
+            if not plan.todo:
+                return ctx.sweep_id
+            recorded: set[str] = set()
+            results = executor.results(
+                ctx,
+                plan.units,
+                should_stop=stop,
+                report=lambda info: report(done, total, info),
+                on_unit=on_unit or (lambda unit: None),
+            )
+            try:
+                for result in results:
+                    if result.key in recorded:  # a retried worker may replay a cell: keep the first
+                        continue
+                    record_cell(store, models_dir, ctx, result)
+                    recorded.add(result.key)
+                    done += 1
+                    report(done, total, f"done: {result.cell.criterion} {result.cell.loss}")
+                    if on_cell is not None:
+                        on_cell(result.key)
+            finally:
+                results.close()  # an executor's clean-up (cancel outstanding work) runs on an error
     finally:
         executor.close()  # what ``start`` took is let go however the sweep ends
     return ctx.sweep_id
