@@ -2,6 +2,12 @@
 
 import streamlit as st
 
+from fairprune.app import warmup
+
+# once per process and store: the default views' cached values, computed in the background
+# ahead of the first visitor (never blocks this run)
+warmup.start()
+
 st.navigation(
     [
         st.Page("pages/0_Overview.py", title="Overview", icon="✂️", default=True),

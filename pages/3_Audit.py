@@ -12,11 +12,6 @@ VERDICT = {"wider": "B's gap is wider.", "narrower": "B's gap is narrower.",
            "no_difference": "the data cannot tell the two gaps apart."}  # fmt: skip
 
 
-@st.cache_data(show_spinner="Auditing…", max_entries=128)
-def audit_table(sha256: str, fingerprint: str, intersectional: bool, n_boot: int, _record, _bundle):
-    return loaders.audit_table(_record, _bundle, intersectional=intersectional, n_boot=n_boot)
-
-
 def model_section(name: str, rec, table, metric: str, show_latency: bool, bundle) -> None:
     """One model: its chart, gap, per-group table (and latency)."""
     st.subheader(name)
@@ -143,7 +138,7 @@ def body() -> None:
     audits = {}
     for name in chosen:
         rec = by_name[name]
-        audits[name] = audit_table(rec.sha256, bundle.fingerprint, intersectional, n_boot, rec,
+        audits[name] = loaders.audit_cached(rec.sha256, bundle.fingerprint, intersectional, n_boot, rec,
                                    bundle)  # fmt: skip
     ui.group_legend(next(iter(audits.values()))["group"])
     for name, table in audits.items():

@@ -4,7 +4,7 @@ import html
 
 import streamlit as st
 
-from fairprune.app import charts, jobs, loaders, sweep_form, tables, ui, views
+from fairprune.app import jobs, loaders, sweep_form, tables, ui, views
 from fairprune.app.api import LOSSES, PW_PRESETS, criterion_names
 
 
@@ -127,10 +127,11 @@ def results() -> None:
         f"<div class='fp-headline'>{html.escape(tables.headline_text(sweep_id, *pair))}</div>",
         unsafe_allow_html=True,
     )
+    figures = tables.sweep_figures(sweep_id)  # built once per version, shared by every session
     left, right = st.columns(2)
-    left.plotly_chart(charts.gap_vs_reduction(long), width="stretch", key="sweep_chart_gap")
-    right.plotly_chart(charts.tradeoff_chart(long), width="stretch", key="sweep_chart_tradeoff")
-    st.plotly_chart(charts.disparity_chart(long), width="stretch", key="sweep_chart_disparity")
+    left.plotly_chart(figures["gap"], width="stretch", key="sweep_chart_gap")
+    right.plotly_chart(figures["tradeoff"], width="stretch", key="sweep_chart_tradeoff")
+    st.plotly_chart(figures["disparity"], width="stretch", key="sweep_chart_disparity")
     st.subheader("Gaps with paired 95% intervals")
     st.caption(
         "Gap = the mean over seeds of each model's max − min group accuracy, in points. "

@@ -4,8 +4,8 @@ import html
 
 import streamlit as st
 
-from fairprune.app import charts, tables, ui
-from fairprune.app.api import REFERENCE_CRITERION, methods_display, methods_frame
+from fairprune.app import tables, ui
+from fairprune.app.api import REFERENCE_CRITERION
 
 
 def body() -> None:
@@ -57,8 +57,8 @@ def body() -> None:
                              help="other criteria are compared with it at equal loss")  # fmt: skip
 
     with ui.guard():
-        table = tables.sweep_methods(sweep_id, reference)
-    frame = methods_frame(table)
+        views = tables.methods_views(sweep_id, reference)  # shared by every session
+    table, frame = views["table"], views["frame"]
     if frame.empty:
         st.info(
             f"Sweep {sweep_id} has no pruned models yet. [Run a methods comparison]({RUN_LINK})."
@@ -78,7 +78,8 @@ def body() -> None:
             "the pruned checkpoint is a dense safetensors file with zeros in place, and FLOPs and "
             "latency do not fall on dense kernels — they need sparse kernels or hardware to pay off."
         )
-    st.plotly_chart(charts.methods_pareto_chart(frame), key="methods_pareto")
+    figures = views["figures"]
+    st.plotly_chart(figures["pareto"], key="methods_pareto")
     ui.pause_for_first_view()
 
     st.subheader("Side by side")
@@ -89,21 +90,18 @@ def body() -> None:
         "(no other method has both higher accuracy and a smaller gap). Max ψ = the largest excess "
         "accuracy drop of a group over the overall drop (Hashemizadeh et al. 2024)."
     )
-    st.dataframe(methods_display(table), hide_index=True, width="stretch")
-    st.download_button("Download the methods table (CSV)", frame.to_csv(index=False),
+    st.dataframe(views["display"], hide_index=True, width="stretch")
+    st.download_button("Download the methods table (CSV)", views["csv"],
                        file_name=f"fairprune-methods-{sweep_id}.csv", mime="text/csv",
                        key="methods_csv")  # fmt: skip
 
     c3, c4 = st.columns(2)
-    c3.plotly_chart(charts.methods_metric_chart(frame, "gap", "Gap between groups vs sparsity",
-                                                "gap: mean over seeds of max − min (pp)"), key="methods_gap")  # fmt: skip
-    c4.plotly_chart(charts.methods_metric_chart(frame, "max_psi", "Max ψ (excess accuracy drop)",
-                                                "max ψ (pp)"), key="methods_psi")  # fmt: skip
+    c3.plotly_chart(figures["gap"], key="methods_gap")
+    c4.plotly_chart(figures["psi"], key="methods_psi")
     st.caption("Colours and line styles mark methods (criterion: colour; loss: dash and marker), "
                "one panel per group.")  # fmt: skip
-    st.plotly_chart(charts.methods_group_chart(frame, table["groups"]), key="methods_groups")
-    st.plotly_chart(charts.methods_metric_chart(frame, "accuracy", "Overall accuracy vs sparsity",
-                                                "accuracy (%)"), key="methods_acc")  # fmt: skip
+    st.plotly_chart(figures["groups"], key="methods_groups")
+    st.plotly_chart(figures["accuracy"], key="methods_acc")
     st.markdown(f"[Run another methods comparison]({RUN_LINK}) (FairGRAPE, FairPrune and magnitude "
                 "pruning × CE, PW and constrained fine-tuning at 50% and 90%, three seeds).")  # fmt: skip
 

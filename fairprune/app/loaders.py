@@ -41,9 +41,20 @@ def dataset(
     return _dataset(name, root or None, csv or None, json.dumps(options or {}, sort_keys=True))
 
 
+# The demo's dataset (``fairprune.demo``: SynthDerm, its biased preset; a test keeps the two
+# equal), what a session looks at until it picks one on the Dataset page: the demo's models
+# were made and audited on it, so the Audit page reads the per-group tables the demo stored
+# (SynthDerm's default preset is other data: every model would be bootstrapped again, ~4 s each)
+DEFAULT_DATASET = ("synthderm", None, None, {"preset": "biased"})
+
+
 def current_dataset_choice() -> tuple[str, str | None, str | None, dict]:
-    """The dataset chosen on the Dataset page (the demo until then)."""
-    return st.session_state.get("fp_dataset_choice", ("synthderm", None, None, {}))
+    """The dataset chosen on the Dataset page (the demo's until then)."""
+    chosen = st.session_state.get("fp_dataset_choice")
+    if chosen is None:
+        name, root, csv, options = DEFAULT_DATASET
+        return name, root, csv, dict(options)  # a copy: callers may keep it in a config
+    return chosen
 
 
 def current_dataset():
@@ -139,6 +150,16 @@ def audit_table(record, bundle, *, intersectional: bool = False, n_boot: int = 2
         if found is not None and found[1] is not None:
             return found[1]
     return audit(predictions(record), bundle, intersectional=intersectional, n_boot=n_boot)
+
+
+@st.cache_data(show_spinner="Auditing…", max_entries=128)
+def audit_cached(
+    sha256: str, fingerprint: str, intersectional: bool, n_boot: int, _record, _bundle
+):
+    """:func:`audit_table`, cached per (model, dataset, view, resamples) and shared by every
+    session (the Audit page's tables; the dashboard's warm-up fills it ahead of the first
+    visitor, ``fairprune.app.warmup``)."""
+    return audit_table(_record, _bundle, intersectional=intersectional, n_boot=n_boot)
 
 
 def model_records(dataset_name: str | None = None):

@@ -94,6 +94,23 @@ def sweep_chart(
     return _sweep_chart(str(results_path()), version, sweep_id, criterion, losses, pair)
 
 
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _sweep_figures(path: str, version: str, sweep_id: str | None) -> dict:
+    from fairprune.app import charts
+
+    long = _long(path, version, sweep_id)
+    return {"gap": charts.gap_vs_reduction(long), "tradeoff": charts.tradeoff_chart(long),
+            "disparity": charts.disparity_chart(long)}  # fmt: skip
+
+
+def sweep_figures(sweep_id: str | None) -> dict:
+    """The Sparsity sweep page's other charts of a sweep's long table (``gap``, ``tradeoff``,
+    ``disparity``), built once per version of the sweep and shared by every session: plotly
+    builds them in ~0.2 s, which eight sessions on one page paid eight times."""
+    results_store()
+    return _sweep_figures(str(results_path()), store_version(sweep_id), sweep_id)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def _methods_of(path: str, version: str, sweep_id: str | None) -> tuple[list[str], tuple]:
     """The sweep's methods (``criterion:loss``, configured order) and its default pair."""
@@ -110,6 +127,12 @@ def method_keys(sweep_id: str | None) -> list[str]:
     """The sweep's methods as ``criterion:loss``, criteria in the sweep's configured order."""
     results_store()
     return _methods_of(str(results_path()), store_version(sweep_id), sweep_id)[0]
+
+
+def default_pair(sweep_id: str | None) -> tuple[str, str]:
+    """The sweep's default comparison (baseline key, method key; "" where there is none)."""
+    results_store()
+    return _pair_default(str(results_path()), store_version(sweep_id), sweep_id)
 
 
 def _pair_default(path: str, version: str, sweep_id: str | None) -> tuple:
@@ -236,6 +259,39 @@ def _methods(path: str, version: str, sweep_id: str | None, reference: str | Non
     from fairprune.sweep.results import ResultsStore
 
     return methods_table(ResultsStore(path), sweep_id, reference=reference)
+
+
+@st.cache_resource(show_spinner="Computing paired intervals for every method…", max_entries=16)
+def _methods_views(path: str, version: str, sweep_id: str | None, reference: str | None):
+    from fairprune.app import charts
+    from fairprune.app.api import methods_display, methods_frame
+
+    table = _methods(path, version, sweep_id, reference)
+    frame = methods_frame(table)
+    if frame.empty:
+        return {"table": table, "frame": frame}
+    figures = {
+        "pareto": charts.methods_pareto_chart(frame),
+        "gap": charts.methods_metric_chart(frame, "gap", "Gap between groups vs sparsity",
+                                           "gap: mean over seeds of max − min (pp)"),
+        "psi": charts.methods_metric_chart(frame, "max_psi", "Max ψ (excess accuracy drop)",
+                                           "max ψ (pp)"),
+        "groups": charts.methods_group_chart(frame, table["groups"]),
+        "accuracy": charts.methods_metric_chart(frame, "accuracy", "Overall accuracy vs sparsity",
+                                                "accuracy (%)"),
+    }  # fmt: skip
+    return {"table": table, "frame": frame, "display": methods_display(table),
+            "csv": frame.to_csv(index=False), "figures": figures}  # fmt: skip
+
+
+def methods_views(sweep_id: str | None, reference: str | None = None) -> dict:
+    """What the Methods page shows of a sweep, built once per version of the sweep and shared by
+    every session: ``table`` (:func:`sweep_methods`), ``frame`` (``methods_frame``), and unless
+    the frame is empty ``display`` (``methods_display``), ``csv`` (the frame as CSV) and
+    ``figures`` (``pareto``, ``gap``, ``psi``, ``groups``, ``accuracy``). Raises FairpruneError
+    on a sweep with nothing to compare. Shared: callers must not change what it holds."""
+    results_store()
+    return _methods_views(str(results_path()), store_version(sweep_id), sweep_id, reference)
 
 
 def sweep_methods(sweep_id: str | None, reference: str | None = None) -> dict:

@@ -125,7 +125,7 @@ def test_models_page_refuses_a_foreign_file_by_path(store_env):
 
 def test_dataset_page_counts_equal_summarize(store_env):
     at = _run("pages/2_Dataset.py")
-    bundle = load_dataset("synthderm")
+    bundle = load_dataset("synthderm", preset="biased")  # the demo's: the pages' default
     expected = summarize(bundle).pivot_table(index=["split", "group"], columns="label", values="n")
     shown = at.dataframe[0].value
     assert int(shown.to_numpy().sum()) == int(expected.to_numpy().sum())
@@ -148,7 +148,7 @@ def test_audit_numbers_equal_backend(store_env):
     at.select_slider(key="audit_nboot").set_value(0).run()
     names = at.multiselect(key="audit_models").value
     assert len(names) == 2
-    bundle = load_dataset("synthderm")
+    bundle = load_dataset("synthderm", preset="biased")  # the demo's: the pages' default
     for i, name in enumerate(names):
         model, rec = load_model(store_env["models"] / f"{name}.safetensors")
         table = audit(predict(model, bundle.splits["test"]), bundle, n_boot=0)
@@ -250,7 +250,7 @@ def test_sweep_page_runs_a_sweep_in_the_background(private_store):
 
 def test_forgotten_page_rates_equal_backend(store_env):
     at = _run("pages/5_What_pruning_forgot.py")
-    bundle = load_dataset("synthderm")
+    bundle = load_dataset("synthderm", preset="biased")  # the demo's: the pages' default
     dense, _ = load_model(store_env["dense"].path)
     pruned_name = at.selectbox(key="forgot_pruned").value
     pruned, _ = load_model(store_env["models"] / f"{pruned_name}.safetensors")

@@ -1,0 +1,121 @@
+"""The dashboard's warm-up: the default views' cached values before the first visitor; pages
+that import only what they need."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from fairprune.app import charts, loaders, tables, warmup
+from fairprune.sweep.results import ResultsStore
+from tests.conftest import ROOT
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("recomputed: the warm-up should have cached this")
+
+
+def test_warmup_fills_the_caches_the_pages_read(store_env, monkeypatch):
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    done = warmup.warm(store_env["results"], store_env["models"])
+    assert done == ["overview chart", "findings", "sweep charts", "dataset", "audit", "forgotten",
+                    "methods"]  # fmt: skip
+    sweep_id = store_env["sweep_id"]
+    expected = tables.headline_text(sweep_id, "l1:ce", "l1:pw")
+    # every default view is now a cache hit: the builders behind them must not run again
+    import fairprune.sweep.findings as findings
+    import fairprune.sweep.methods as methods
+
+    for name in ("accuracy_vs_reduction", "gap_vs_reduction", "tradeoff_chart", "disparity_chart"):
+        monkeypatch.setattr(charts, name, _fail)
+    monkeypatch.setattr(findings, "level_findings", _fail)
+    monkeypatch.setattr(methods, "methods_table", _fail)
+    monkeypatch.setattr("fairprune.metrics.audit", _fail)
+    monkeypatch.setattr("fairprune.evaluate.predict", _fail)
+    monkeypatch.setattr(warmup, "start", lambda *a, **k: None)  # this test warmed by hand
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert expected in "\n".join(m.value for m in at.markdown)
+    for page in ("pages/3_Audit.py", "pages/4_Sparsity_sweep.py", "pages/7_Methods.py",
+                 "pages/5_What_pruning_forgot.py"):  # fmt: skip
+        at = AppTest.from_file(str(ROOT / page), default_timeout=120).run()
+        assert not at.exception, (page, [e.message for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+        assert len(at.get("plotly_chart")) >= 1, page
+
+
+def test_warmup_values_equal_a_cold_pages(store_env):
+    """The warm-up computes the same values a page computes (same arguments, same numbers)."""
+    sweep_id = store_env["sweep_id"]
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    cold = tables.sweep_findings(sweep_id, "l1:ce", "l1:pw")[0]
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    warmup.warm(store_env["results"], store_env["models"])
+    warm = tables.sweep_findings(sweep_id, "l1:ce", "l1:pw")[0]
+    assert warm.equals(cold)
+    assert len(warm) == 2  # two levels
+
+
+def test_warmup_on_a_missing_or_empty_store_does_nothing(empty_env):
+    assert warmup.start(empty_env / "results.sqlite", empty_env / "models") is None
+    ResultsStore(empty_env / "results.sqlite")  # an empty store file
+    assert warmup.warm(empty_env / "results.sqlite", empty_env / "models") == []
+
+
+def test_warmup_starts_one_daemon_thread_per_store(store_env, monkeypatch):
+    calls = []
+    monkeypatch.setattr(warmup, "warm", lambda results, models: calls.append(results))
+    monkeypatch.setattr(warmup, "_threads", {})
+    first = warmup.start(store_env["results"], store_env["models"])
+    second = warmup.start(store_env["results"], store_env["models"])
+    first.join(10)
+    assert first is second and first.daemon
+    assert calls == [store_env["results"]]
+
+
+def test_warmup_of_another_store_than_the_configured_one_stops_at_once(store_env, tmp_path):
+    ResultsStore(tmp_path / "other.sqlite")
+    assert warmup.warm(tmp_path / "other.sqlite", store_env["models"]) == []
+
+
+@pytest.mark.parametrize(
+    "modules",
+    [
+        # what app.py and the empty Overview import before a store exists
+        ["fairprune.app.warmup", "fairprune.app.ui", "fairprune.app.tables",
+         "fairprune.app.demo_job", "fairprune.app.review"],
+        ["fairprune.app.loaders", "fairprune.app.choices", "fairprune.app.jobs"],
+    ],
+)  # fmt: skip
+def test_light_page_modules_do_not_import_the_backend(modules):
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print(json.dumps(sorted(k for k in ('torch', 'torch_pruning', 'ray', 'onnxruntime', "
+        "'fairlearn', 'sklearn') if k in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True, timeout=120).stdout  # fmt: skip
+    assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_audit_cached_is_shared_between_calls(store_env, monkeypatch):
+    st.cache_data.clear()
+    bundle = loaders.dataset("synthderm", options={"limit": 600, "test_limit": 300})
+    record = store_env["dense"]
+    first = loaders.audit_cached(record.sha256, bundle.fingerprint, False, 50, record, bundle)
+    monkeypatch.setattr(loaders, "audit_table", _fail)
+    again = loaders.audit_cached(record.sha256, bundle.fingerprint, False, 50, record, bundle)
+    assert again.equals(first)
+
+
+def test_the_pages_default_dataset_is_the_demos():
+    from fairprune import demo
+
+    assert loaders.DEFAULT_DATASET == (demo.DEMO_DATASET, None, None, demo.demo_options())
