@@ -18,14 +18,26 @@ def _fail(*args, **kwargs):
     raise AssertionError("recomputed: the warm-up should have cached this")
 
 
-def test_warmup_fills_the_caches_the_pages_read(store_env, monkeypatch):
+def _clear_caches() -> None:
+    """Empty Streamlit's caches once no warm-up thread is running: a thread started by an earlier
+    test's app.py (AppTest runs it) must not fill a cache, or meet a builder patched to fail,
+    while this test watches."""
+    for thread in list(warmup._threads.values()):
+        thread.join(300)
     st.cache_data.clear()
     st.cache_resource.clear()
+
+
+def test_warmup_fills_the_caches_the_pages_read(store_env, monkeypatch):
+    _clear_caches()
     done = warmup.warm(store_env["results"], store_env["models"])
     assert done == ["overview chart", "findings", "sweep charts", "dataset", "audit", "forgotten",
                     "methods"]  # fmt: skip
-    sweep_id = store_env["sweep_id"]
-    expected = tables.headline_text(sweep_id, "l1:ce", "l1:pw")
+    # the page's default: the newest sweep (other tests add sweeps to the shared fixture store)
+    sweeps = tables.sweeps_table()
+    sweep_id = sweeps[sweeps["cells"] > 0].iloc[-1]["sweep_id"]
+    pair = warmup._default_pair(sweep_id, tables.method_keys(sweep_id))
+    expected = tables.headline_text(sweep_id, *pair)
     # every default view is now a cache hit: the builders behind them must not run again
     import fairprune.sweep.findings as findings
     import fairprune.sweep.methods as methods
@@ -51,11 +63,9 @@ def test_warmup_fills_the_caches_the_pages_read(store_env, monkeypatch):
 def test_warmup_values_equal_a_cold_pages(store_env):
     """The warm-up computes the same values a page computes (same arguments, same numbers)."""
     sweep_id = store_env["sweep_id"]
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    _clear_caches()
     cold = tables.sweep_findings(sweep_id, "l1:ce", "l1:pw")[0]
-    st.cache_data.clear()
-    st.cache_resource.clear()
+    _clear_caches()
     warmup.warm(store_env["results"], store_env["models"])
     warm = tables.sweep_findings(sweep_id, "l1:ce", "l1:pw")[0]
     assert warm.equals(cold)
