@@ -155,7 +155,6 @@ def main() -> int:
         models = args.models_dir or str(Path(tmp) / "models")
         results = args.results or str(Path(tmp) / "results.sqlite")
         r = calibrate(options, args.seeds, args.level, models, results, args.n_boot)
-        r.pop("check")
     print(json.dumps(r) if args.json else _show(r))
     return 0
 
