@@ -16,26 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from fairprune.outcomes import Outcomes
 from fairprune.utils import Progress, pick_device
 
 log = logging.getLogger(__name__)
 
 _CACHE_SIZE = 64
-
-
-class Outcomes:
-    """What per-sample predictions say, for any class with ``y_true``, ``y_pred`` and ``probs``
-    (fresh :class:`Predictions` and the results store's stored ones alike)."""
-
-    @property
-    def correct(self) -> np.ndarray:
-        """(N,) bool: prediction equals the label."""
-        return self.y_pred == self.y_true
-
-    @property
-    def confidence_true(self) -> np.ndarray:
-        """(N,) probability the model gives the true class."""
-        return self.probs[np.arange(len(self.y_true)), self.y_true]
 
 
 @dataclass(frozen=True)

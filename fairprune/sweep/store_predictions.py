@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fairprune.evaluate import Outcomes
+from fairprune.outcomes import Outcomes
 
 _CODE_DTYPE = np.dtype("<i2")  # labels, predictions and group codes (< 32768 classes/groups)
 _PROB_DTYPE = np.dtype("<f2")  # class probabilities, 3 significant digits: enough for AUROC
