@@ -32,9 +32,12 @@ Each ratio is measured in one run, the two sides interleaved and repeated, media
   run serially in this process, Ray start-up and shut-down included, both from empty stores in
   this one run. Target ≤ 0.8 on 2 cores. ``--only ray`` runs just this; ``--only core`` skips it.
 - meeting (``--only meeting``, ``bench/meeting.py``, its options after it): N dashboard sessions
-  (1, 4, 8, then 8 on two server processes) asking for pages at the same moment over Streamlit's
-  own websocket protocol, no browser; per page the seconds to the first chart and to the script's
-  end, median / p90 / worst, and a just-started server's first visits.
+  (1, 4, 8, then 8 on two server processes, then 8 while a sweep runs in the background at the
+  dashboard's sweep niceness, on a copy of the store) asking for pages at the same moment over
+  Streamlit's own websocket protocol, no browser; per page the seconds to the first chart and to
+  the script's end, median / p90 / worst, a just-started server's first visits, one line per
+  meeting against issue #23's targets, and the last Chromium four-session meeting
+  (``bench/browser_meeting.py`` or the browser test, artifacts/browser_meeting.json) beside them.
 - cells (``--only cells``, ``bench/cells.py``): seconds of one demo cell per FLOPs level —
   pruning, fine-tuning, audit — for Taylor + CE and PW-Taylor + PW side by side, and one seed's
   total; what decides how many seeds the demo affords.

@@ -5,11 +5,40 @@ one light module (``fairprune.errors``, ``fairprune.loss``) does not pull in Tor
 fairlearn and plotly.
 """
 
+# ruff: noqa: F401
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# for type checkers and editors (ruff cannot read the computed __all__); at run time names are
+# resolved on first use
+if TYPE_CHECKING:
+    from fairprune.config import FinetuneConfig, PruneConfig, SweepConfig, TrainConfig
+    from fairprune.data import DATASETS, DatasetBundle, load_dataset, summarize
+    from fairprune.demo import demo_sweep_config, ensure_demo_model
+    from fairprune.errors import FairpruneError
+    from fairprune.evaluate import Predictions, dense_outputs, measure_latency, predict
+    from fairprune.loss import LOSSES, PW_PRESETS, performance_weighted_loss
+    from fairprune.metrics import accuracy_gap, audit, group_metrics, intersect, pruning_disparity
+    from fairprune.nets import (
+        ARCHITECTURES,
+        ModelRecord,
+        build_model,
+        count_macs_params,
+        list_models,
+        load_model,
+        save_model,
+    )
+    from fairprune.nets.foreign import model_from_state
+    from fairprune.nets.onnx_export import export_onnx
+    from fairprune.nets.onnx_io import load_for_audit
+    from fairprune.nets.onnx_runtime import load_onnx
+    from fairprune.prune import CRITERIA, PruneResult, prune_model, unstructured_prune
+    from fairprune.sweep import ResultsStore, run_sweep
+    from fairprune.train import finetune, train_dense
 
 _EXPORTS: dict[str, str] = {
     # errors and configs

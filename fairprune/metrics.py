@@ -11,8 +11,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import MetricFrame, false_positive_rate, selection_rate, true_positive_rate
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from fairprune.errors import FairpruneError
 
@@ -74,6 +72,8 @@ def _auroc(y_true, y_score, *, labels) -> float:
     scikit-learn's ``multi_class="ovr", average="macro"`` when every class is present, where
     scikit-learn itself would raise otherwise).
     """
+    from sklearn.metrics import roc_auc_score
+
     y_true = np.asarray(y_true)
     present = np.unique(y_true)
     if len(present) < 2:
@@ -94,6 +94,8 @@ def _accuracy(y_true, y_pred) -> float:
 
 
 def _balanced(y_true, y_pred) -> float:
+    from sklearn.metrics import balanced_accuracy_score
+
     return float(balanced_accuracy_score(y_true, y_pred))
 
 
@@ -203,6 +205,16 @@ def _count(y_true, y_pred) -> int:
 
 
 def _group_metrics(y_true, y_pred, sf, score, n_boot, ci, random_state, labels):
+    # fairlearn and scikit-learn cost ~1.4 s to import: the store and the pages that only read
+    # METRIC_COLUMNS or compare stored tables (pruning_disparity) do not pay for them
+    from fairlearn.metrics import (
+        MetricFrame,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+    from sklearn.metrics import accuracy_score
+
     binary = len(labels) <= 2
     metrics = {
         "n": _count,

@@ -10,9 +10,12 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,8 @@ def pick_device(prefer: str | None = None) -> torch.device:
     -------
     torch.device
     """
+    import torch  # here, not at the top: pages import this module for env_number and hashes
+
     if prefer and prefer != "auto":
         return torch.device(prefer)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -41,6 +46,8 @@ def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch so a run can be repeated."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
+    import torch
+
     torch.manual_seed(seed)
 
 
@@ -50,6 +57,8 @@ def environment(device: str | torch.device | None = None) -> dict:
     Bit-identical reruns are promised for the same seed on the same machine; this is recorded
     with every checkpoint so a difference between two machines can be traced to its cause.
     """
+    import torch
+
     return {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

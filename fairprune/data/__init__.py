@@ -2,6 +2,9 @@
 
 A loader validates everything before it returns (files, columns, labels, images, empty groups) and
 raises one clear ``FairpruneError`` naming the first offending rows: nothing is half-loaded.
+
+The table imports no Torch: ``DatasetBundle``, ``SplitData``, ``subset``, ``summarize`` (``base``)
+and ``load_csv_dataset`` are resolved on first use (PEP 562), and loaders when they load.
 """
 
 from __future__ import annotations
@@ -12,13 +15,24 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from fairprune.data.base import DatasetBundle, SplitData, subset, summarize
-from fairprune.data.csv_table import load_csv_dataset
 from fairprune.data.files import clip
 from fairprune.data.options import check_options, check_seed
 from fairprune.errors import FairpruneError
-from fairprune.utils import stable_hash
+
+if TYPE_CHECKING:
+    from fairprune.data.base import DatasetBundle, SplitData, subset, summarize
+    from fairprune.data.csv_table import load_csv_dataset
+
+# public names resolved on first use: name → module
+_LAZY = {
+    "DatasetBundle": "fairprune.data.base",
+    "SplitData": "fairprune.data.base",
+    "subset": "fairprune.data.base",
+    "summarize": "fairprune.data.base",
+    "load_csv_dataset": "fairprune.data.csv_table",
+}
 
 ERR_UNKNOWN_DATASET = "unknown dataset {name!r}; choose one of: {choices}."
 
@@ -73,6 +87,8 @@ def _real(name):
 
 
 def _csv_factory(root=None, *, csv=None, seed=0, image_size=None, **options):
+    from fairprune.data.csv_table import load_csv_dataset
+
     if image_size is not None:
         options["image_size"] = image_size
     return load_csv_dataset(root, csv, seed=seed, **options)
@@ -135,6 +151,8 @@ def load_dataset(
         raise FairpruneError(ERR_NEEDS_ROOT.format(name=name))
     if spec.needs_root and not os.path.isdir(root):  # never raises, whatever the string
         raise FairpruneError(ERR_ROOT_MISSING.format(root=clip(root), expects=spec.help))
+    from fairprune.utils import stable_hash
+
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}  # hashable
     key = stable_hash({"options": options, "seed": seed, "size": image_size})
     return _cached_load(name, str(root) if root else None, str(csv) if csv else None, key, seed,
@@ -148,6 +166,8 @@ def _loader(name: str) -> Callable[..., DatasetBundle] | None:
 
         return load_synthderm
     if name == "csv":
+        from fairprune.data.csv_table import load_csv_dataset
+
         return load_csv_dataset
     return _real_loader(name) if name in _REAL_LOADERS else None
 
@@ -177,3 +197,16 @@ __all__ = [
     "subset",
     "summarize",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

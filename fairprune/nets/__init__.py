@@ -3,13 +3,36 @@
 ``architectures`` builds models; ``flops`` counts them; ``manifest`` is the JSON schema of a
 checkpoint; ``shapes`` records and rebuilds pruned layer shapes; ``checkpoint`` saves, loads and
 lists our safetensors + JSON files; ``imports`` reads models from outside the store.
+
+Names are resolved on first use (PEP 562): importing one module of the package does not pull in
+torchvision, Torch-Pruning and onnxruntime through this ``__init__``.
 """
 
-from fairprune.nets.architectures import ARCHITECTURES, build_model, head_of
-from fairprune.nets.checkpoint import list_models, save_dense_model, save_model
-from fairprune.nets.flops import count_macs_params
-from fairprune.nets.imports import import_upload, load_model
-from fairprune.nets.manifest import ModelRecord, record_to_row
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fairprune.nets.architectures import ARCHITECTURES, build_model, head_of
+    from fairprune.nets.checkpoint import list_models, save_dense_model, save_model
+    from fairprune.nets.flops import count_macs_params
+    from fairprune.nets.imports import import_upload, load_model
+    from fairprune.nets.manifest import ModelRecord, record_to_row
+
+_EXPORTS: dict[str, str] = {
+    "ARCHITECTURES": "fairprune.nets.architectures",
+    "ModelRecord": "fairprune.nets.manifest",
+    "build_model": "fairprune.nets.architectures",
+    "count_macs_params": "fairprune.nets.flops",
+    "head_of": "fairprune.nets.architectures",
+    "import_upload": "fairprune.nets.imports",
+    "list_models": "fairprune.nets.checkpoint",
+    "load_model": "fairprune.nets.imports",
+    "record_to_row": "fairprune.nets.manifest",
+    "save_dense_model": "fairprune.nets.checkpoint",
+    "save_model": "fairprune.nets.checkpoint",
+}
 
 __all__ = [
     "ARCHITECTURES",
@@ -24,3 +47,16 @@ __all__ = [
     "save_dense_model",
     "save_model",
 ]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

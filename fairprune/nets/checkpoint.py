@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -331,6 +332,33 @@ def _list_entry(manifest: Path, directory: Path) -> ModelRecord:
     return replace(record, path=str(weights))
 
 
+# list_models' parsed entries, shared by every caller in the process (every dashboard session):
+# (store folder as given, as resolved) → manifest name → (the two files' stats, the record or
+# the reason it was skipped). An entry is reused only while both files' stats are unchanged.
+_LISTED: dict[tuple[str, str], dict[str, tuple[tuple, ModelRecord | str]]] = {}
+_LISTED_LOCK = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple:
+    """What changes when a file is written, replaced, grown or re-pointed: the link's and the
+    target's (inode, size, mtime_ns, ctime_ns); OSError when it is gone."""
+    link = os.lstat(path)
+    stamp = (link.st_ino, link.st_size, link.st_mtime_ns, link.st_ctime_ns)
+    if not os.path.islink(path):
+        return stamp
+    target = os.stat(path)  # a dangling link raises: not cached, _list_entry says why
+    return stamp + (target.st_dev, target.st_ino, target.st_size, target.st_mtime_ns,
+                    target.st_ctime_ns)  # fmt: skip
+
+
+def _entry_key(manifest: Path) -> tuple | None:
+    """The stats a cached entry of ``manifest`` depends on; None when they cannot be read."""
+    try:
+        return _file_key(manifest), _file_key(manifest.with_suffix(".safetensors"))
+    except OSError:
+        return None
+
+
 def list_models(directory: str | Path) -> list[ModelRecord]:
     """Every valid checkpoint in ``directory``, oldest first; broken ones are logged and skipped.
 
@@ -346,16 +374,41 @@ def list_models(directory: str | Path) -> list[ModelRecord]:
         weights' size against it are checked here, without reading the weights (a FIFO or a
         link to ``/dev/zero`` is skipped, never opened); the full hash is checked by
         ``load_model``. One bad entry never hides the others.
+
+    Notes
+    -----
+    Each entry's record (or the reason it is skipped) is kept for the process, keyed on both
+    files' inode, size, mtime and ctime: a later call re-reads only the entries whose files
+    changed, and sees added and removed ones. The records are shared: do not mutate their
+    ``config`` or ``layer_shapes``.
     """
     directory = Path(directory)
     if not directory.is_dir():
         return []
+    folder = (str(directory), str(directory.resolve()))  # records' paths start as given
+    with _LISTED_LOCK:
+        known = dict(_LISTED.get(folder, {}))
+    seen: dict[str, tuple[tuple, ModelRecord | str]] = {}
     out = []
     for manifest in sorted(directory.glob("*.json")):
-        try:
-            out.append(_list_entry(manifest, directory))
-        except FairpruneError as exc:
-            log.warning("skipping %s: %s", manifest, exc)
-        except Exception as exc:  # one odd entry must not break listing the whole store
-            log.warning("skipping %s: %s", manifest, f"{type(exc).__name__}: {exc}"[:200])
+        key = _entry_key(manifest)
+        cached = known.get(manifest.name)
+        if key is not None and cached is not None and cached[0] == key:
+            entry = cached[1]
+        else:
+            try:
+                entry = _list_entry(manifest, directory)
+            except FairpruneError as exc:
+                entry = str(exc)
+            except Exception as exc:  # one odd entry must not break listing the whole store
+                log.warning("skipping %s: %s", manifest, f"{type(exc).__name__}: {exc}"[:200])
+                continue
+        if key is not None:
+            seen[manifest.name] = (key, entry)
+        if isinstance(entry, str):
+            log.warning("skipping %s: %s", manifest, entry)
+        else:
+            out.append(entry)
+    with _LISTED_LOCK:
+        _LISTED[folder] = seen
     return sorted(out, key=lambda r: (r.created, r.name))

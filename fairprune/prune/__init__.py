@@ -6,18 +6,39 @@ Torch-Pruning importance (random, magnitude, Taylor) or a loop of its own (``aut
 ``taylor``'s iterative form), both over the channel groups of ``groups`` and reaching the target
 by ``targeting``; or single weights zeroed (``unstructured``, ``fairgrape``,
 ``hessian_saliency``), whose target is weight sparsity.
+
+Names are resolved on first use (PEP 562): importing ``fairprune.prune.registry`` for the
+criterion names does not pull in Torch through this ``__init__``.
 """
 
-from fairprune.prune.context import PruneContext, PruneResult
-from fairprune.prune.objective import accumulate_gradients
-from fairprune.prune.registry import (
-    CRITERIA,
-    CriterionSpec,
-    get_criterion,
-    is_unstructured,
-    prune_model,
-)
-from fairprune.prune.unstructured import unstructured_prune
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fairprune.prune.context import PruneContext, PruneResult
+    from fairprune.prune.objective import accumulate_gradients
+    from fairprune.prune.registry import (
+        CRITERIA,
+        CriterionSpec,
+        get_criterion,
+        is_unstructured,
+        prune_model,
+    )
+    from fairprune.prune.unstructured import unstructured_prune
+
+_EXPORTS: dict[str, str] = {
+    "CRITERIA": "fairprune.prune.registry",
+    "CriterionSpec": "fairprune.prune.registry",
+    "PruneContext": "fairprune.prune.context",
+    "PruneResult": "fairprune.prune.context",
+    "accumulate_gradients": "fairprune.prune.objective",
+    "get_criterion": "fairprune.prune.registry",
+    "is_unstructured": "fairprune.prune.registry",
+    "prune_model": "fairprune.prune.registry",
+    "unstructured_prune": "fairprune.prune.unstructured",
+}
 
 __all__ = [
     "CRITERIA",
@@ -30,3 +51,16 @@ __all__ = [
     "prune_model",
     "unstructured_prune",
 ]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,8 @@
-"""The sweep grid: cells, their stable ids, and validation of a sweep's settings."""
+"""The sweep grid: cells, their stable ids, and validation of a sweep's settings.
+
+Imports no Torch: pages read cells and criterion names from here. ``fairprune.loss`` and
+``fairprune.utils`` (both import Torch) are imported by the functions that need them.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,7 @@ from dataclasses import asdict, dataclass
 
 from fairprune.config import SweepConfig
 from fairprune.errors import FairpruneError
-from fairprune.loss import get_loss
 from fairprune.prune.registry import CRITERIA
-from fairprune.utils import stable_hash
 
 UNSTRUCTURED = "unstructured"
 
@@ -49,6 +51,8 @@ class Cell:
 
 def sweep_id_for(config: SweepConfig, dense_sha: str = "") -> str:
     """Stable id of a sweep: the same config on the same dense model gives the same id."""
+    from fairprune.utils import stable_hash
+
     cfg = asdict(config)
     cfg.pop("name", None)
     return "sw-" + stable_hash({"config": cfg, "dense": dense_sha}, 12)
@@ -56,6 +60,8 @@ def sweep_id_for(config: SweepConfig, dense_sha: str = "") -> str:
 
 def cell_key_for(sweep_id: str, cell: Cell) -> str:
     """Stable key of one cell within a sweep."""
+    from fairprune.utils import stable_hash
+
     return "c-" + stable_hash({"sweep": sweep_id, **asdict(cell)}, 16)
 
 
@@ -90,6 +96,8 @@ def prune_units(cells) -> list[PruneUnit]:
 
 def validate_sweep(config: SweepConfig) -> None:
     """Raise FairpruneError on a grid that cannot run, before any work is done."""
+    from fairprune.loss import get_loss
+
     if not config.dense_model:
         raise FairpruneError(ERR_NO_DENSE_MODEL)
     if not (config.criteria and config.losses and config.reductions and config.seeds):

@@ -465,3 +465,36 @@ def test_upload_pruned_safetensors_with_its_manifest(tmp_path, tiny_arch):
                       manifest=manifest)  # fmt: skip
     assert str(err.value) == ERR_MANIFEST_PAIR.format(path="tiny.pt")
     assert not (tmp_path / "c").exists()
+
+
+def test_list_models_rereads_only_changed_entries(tmp_path, monkeypatch, caplog):
+    """A second listing reads no manifest; a rewritten, added, removed or broken entry is seen
+    on the next call (the cache is keyed on both files' stats)."""
+    from fairprune.nets import checkpoint
+
+    reads = []
+    real = checkpoint.read_manifest
+    monkeypatch.setattr(checkpoint, "read_manifest", lambda p: reads.append(p.name) or real(p))
+    model = build_model("demo_cnn", 2, 16)
+    for name in ("a", "b"):
+        save_model(model, tmp_path, name, **DEMO)
+    first = list_models(tmp_path)
+    assert [r.name for r in first] == ["a", "b"] and sorted(reads) == ["a.json", "b.json"]
+    reads.clear()
+    assert list_models(tmp_path) == first and reads == []
+    _rewrite_manifest(tmp_path / "a.json", created="2030-01-01T00:00:00+00:00")  # changed
+    save_model(model, tmp_path, "c", **DEMO)  # added
+    (tmp_path / "b.json").unlink()  # removed
+    (tmp_path / "b.safetensors").unlink()
+    records = list_models(tmp_path)
+    assert [r.name for r in records] == ["c", "a"] and records[1].created.startswith("2030")
+    assert sorted(reads) == ["a.json", "c.json"]
+    reads.clear()
+    with open(tmp_path / "c.safetensors", "ab") as f:
+        f.write(b"\x00")  # the weights no longer match the manifest: skipped, and said so
+    for _ in range(2):  # the reason is kept, and logged on every call
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="fairprune.nets.checkpoint"):
+            assert [r.name for r in list_models(tmp_path)] == ["a"]
+        assert len(caplog.records) == 1 and "c.json" in caplog.records[0].getMessage()
+    assert reads == ["c.json"]
