@@ -111,3 +111,110 @@ def empty_env(tmp_path, monkeypatch):
 def pytest_configure(config):
     config.addinivalue_line("markers", "browser: drives a real headless Chromium")
     os.environ.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+
+
+# --- PostgreSQL (issue #24): one throw-away server per test session, a fresh database per test ---
+
+
+class _PgServer:
+    """A throw-away PostgreSQL cluster in a temporary folder: ``initdb`` and ``pg_ctl``, run as
+    the ``postgres`` user when this process is root (``initdb`` refuses root). Trust
+    authentication on 127.0.0.1 and durability off: it holds test data for a few minutes."""
+
+    def __init__(self):
+        import glob
+        import socket
+        import subprocess
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                       key=lambda p: int(p.split("/")[4]))  # fmt: skip
+        bindir = Path(found[-1]).parent if found else None
+        if bindir is None and shutil.which("initdb"):
+            bindir = Path(shutil.which("initdb")).parent
+        if bindir is None:
+            raise RuntimeError("no PostgreSQL server binaries (initdb): apt-get install postgresql")
+        self.base = Path(tempfile.mkdtemp(prefix="fairprune-test-pg-"))
+        self.data = self.base / "data"
+        self.run_as = []
+        if os.geteuid() == 0:
+            import pwd
+
+            user = pwd.getpwnam("postgres")
+            os.chown(self.base, user.pw_uid, user.pw_gid)
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+        with socket.socket() as sock:  # a free port (a race with another process is unlikely)
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.pg_ctl = str(bindir / "pg_ctl")
+
+        def run(*argv):
+            done = subprocess.run([*self.run_as, *argv], capture_output=True, text=True,
+                                  timeout=120)  # fmt: skip
+            if done.returncode != 0:
+                last = (done.stderr or done.stdout).strip().splitlines()[-1:]
+                raise RuntimeError(f"{Path(argv[0]).name} failed: {' '.join(last)}")
+
+        run(str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
+            "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")  # fmt: skip
+        options = (f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
+        run(self.pg_ctl, "start", "-w", "-t", "60", "-D", str(self.data), "-o", options,
+            "-l", str(self.base / "server.log"))  # fmt: skip
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self):
+        import subprocess
+
+        subprocess.run([*self.run_as, self.pg_ctl, "stop", "-m", "immediate", "-D", str(self.data)],
+                       capture_output=True, timeout=60)  # fmt: skip
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The URL of a PostgreSQL server for the session: ``FAIRPRUNE_TEST_PG`` when set, else a
+    throw-away cluster started here and stopped at the end. No server is a failure, never a skip:
+    the store's PostgreSQL half is part of what ``make test`` checks."""
+    if os.environ.get("FAIRPRUNE_TEST_PG"):
+        yield os.environ["FAIRPRUNE_TEST_PG"]
+        return
+    try:
+        server = _PgServer()
+    except (RuntimeError, OSError, KeyError) as exc:
+        pytest.fail(f"cannot start a PostgreSQL server for the tests: {exc}", pytrace=False)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh empty database on the test server, as a ``postgresql://`` URL; dropped after the
+    test."""
+    import uuid
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from fairprune.sweep import store_dialects
+
+    server = make_url(pg_server)
+    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"fairprune_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server.set(drivername="postgresql", database=name).render_as_string(hide_password=False)
+    yield url
+    store_dialects.forget_engine(store_dialects.parse_location(url))  # its pooled connections
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path):
+    """A fresh results store location of either kind: an SQLite file (a ``Path``) or a
+    PostgreSQL database (a ``postgresql://`` URL)."""
+    if request.param == "sqlite":
+        return tmp_path / "r.sqlite"
+    return request.getfixturevalue("pg_url")

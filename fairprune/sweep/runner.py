@@ -232,8 +232,9 @@ def run_sweep(
     try:
         ctx = load_context(config)
         held = contextlib.nullcontext()
-        if getattr(store, "path", None) is not None:  # one driver per sweep and store
-            held = sweep_lock(store.path, ctx.sweep_id)
+        where = getattr(store, "path", None) or getattr(store, "url", None)
+        if where is not None:  # one driver per sweep and store: a file's flock, a server's lock
+            held = sweep_lock(where, ctx.sweep_id)
         with held:
             plan = plan_sweep(ctx, store, only)
             record_dense(store, ctx, plan)

@@ -1,7 +1,8 @@
 """Review decisions on a results store's sweeps and models: an append-only table.
 
-SQLite itself refuses to change or delete a decision (two triggers), so the log holds even for
-other programs that open the file. ``ResultsStore`` gets its decision methods from here.
+The database itself refuses to change or delete a decision (SQLite triggers, a PostgreSQL trigger
+function: ``store_dialects``), so the log holds even for other programs that open the store.
+``ResultsStore`` gets its decision methods from here.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
-from sqlite3 import Connection
+from datetime import datetime
 
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from fairprune.errors import FairpruneError
+from fairprune.sweep.store_actions import utc_stamp
+from fairprune.sweep.store_schema import cells, decisions, sweeps
 
 DECISIONS = ("accept", "needs work", "reject")
 """What a review can decide about a sweep or a model."""
@@ -28,34 +32,18 @@ ERR_BAD_MODEL_HASH = (
     "{subject!r} is not a model's content hash; give the 64-hex SHA-256 of its weights "
     "(`python -m fairprune models`)."
 )
-ERR_APPEND_ONLY = "decisions are append-only"  # raised by SQLite itself on UPDATE/DELETE
+ERR_APPEND_ONLY = "decisions are append-only"  # raised by the database itself on UPDATE/DELETE
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-DECISION_COLUMNS = ["id", "created", "kind", "subject", "decision", "reviewer", "comment"]
-
-DECISIONS_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('sweep', 'model')),
-    subject TEXT NOT NULL,
-    decision TEXT NOT NULL CHECK (decision IN ('accept', 'needs work', 'reject')),
-    reviewer TEXT NOT NULL CHECK (length(trim(reviewer)) > 0),
-    comment TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS decisions_by_subject ON decisions (subject);
-CREATE TRIGGER IF NOT EXISTS decisions_never_change BEFORE UPDATE ON decisions
-BEGIN SELECT RAISE(ABORT, '{ERR_APPEND_ONLY}'); END;
-CREATE TRIGGER IF NOT EXISTS decisions_never_go BEFORE DELETE ON decisions
-BEGIN SELECT RAISE(ABORT, '{ERR_APPEND_ONLY}'); END;
-"""
-"""The ``decisions`` table (schema 3), created with the store's other tables."""
+DECISION_COLUMNS = [
+    "id", "created", "kind", "subject", "decision", "reviewer", "reviewer_email", "comment",
+]  # fmt: skip
 
 
 class ReviewDecisions:
     """The results store's review decisions: a part of ``ResultsStore``, which provides
-    ``connect()`` (one connection per operation) and ``read_frame(sql, params)``."""
+    ``transaction()`` (one write transaction) and ``read_frame(statement)``."""
 
-    connect: Callable[[], AbstractContextManager[Connection]]
+    transaction: Callable[[], AbstractContextManager[Connection]]
     read_frame: Callable[..., pd.DataFrame]
 
     def record_decision(
@@ -65,6 +53,7 @@ class ReviewDecisions:
         kind: str,
         decision: str,
         reviewer: str,
+        reviewer_email: str = "",
         comment: str = "",
         when: datetime | None = None,
     ) -> dict:
@@ -78,6 +67,8 @@ class ReviewDecisions:
         decision : {"accept", "needs work", "reject"}
         reviewer : str
             Who decided (required).
+        reviewer_email : str, default ""
+            Their email (the signed-in identity's, when sign-in is on).
         comment : str, default ""
         when : datetime, optional
             The time of the decision (default: now); stored as ISO 8601 UTC.
@@ -103,29 +94,25 @@ class ReviewDecisions:
             raise FairpruneError(ERR_BAD_KIND.format(value=kind))
         if kind == "model" and not _SHA256.fullmatch(subject):
             raise FairpruneError(ERR_BAD_MODEL_HASH.format(subject=subject))
-        stamp = (when or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
         row = {
-            "created": stamp.replace("+00:00", "Z"),
+            "created": utc_stamp(when),
             "kind": kind,
             "subject": subject,
             "decision": decision,
             "reviewer": reviewer,
+            "reviewer_email": (reviewer_email or "").strip(),
             "comment": (comment or "").strip(),
         }
-        with self.connect() as conn, conn:
+        with self.transaction() as conn:
             if (
                 kind == "sweep"
-                and not conn.execute(
-                    "SELECT 1 FROM sweeps WHERE sweep_id = ?", (subject,)
-                ).fetchone()
+                and conn.execute(
+                    sa.select(sweeps.c.sweep_id).where(sweeps.c.sweep_id == subject)
+                ).first()
+                is None
             ):
                 raise FairpruneError(ERR_NO_SWEEP.format(subject=subject))
-            cur = conn.execute(
-                "INSERT INTO decisions (created, kind, subject, decision, reviewer, comment) "
-                "VALUES (:created, :kind, :subject, :decision, :reviewer, :comment)",
-                row,
-            )
-            row["id"] = cur.lastrowid
+            row["id"] = conn.execute(sa.insert(decisions), row).inserted_primary_key[0]
         return {c: row[c] for c in DECISION_COLUMNS}
 
     def decisions(self, sweep_id: str | None = None, subject: str | None = None) -> pd.DataFrame:
@@ -141,19 +128,17 @@ class ReviewDecisions:
         Returns
         -------
         pandas.DataFrame
-            id, created (ISO 8601 UTC), kind, subject, decision, reviewer, comment.
+            id, created (ISO 8601 UTC), kind, subject, decision, reviewer, reviewer_email,
+            comment.
         """
-        where, params = [], []
+        d = decisions.c
+        query = sa.select(*(d[c] for c in DECISION_COLUMNS))
         if sweep_id is not None:
-            where.append(
-                "((kind = 'sweep' AND subject = ?) OR (kind = 'model' AND subject IN "
-                "(SELECT model_hash FROM cells WHERE sweep_id = ?)))"
-            )
-            params += [sweep_id, sweep_id]
+            its_models = sa.select(cells.c.model_hash).where(cells.c.sweep_id == sweep_id)
+            query = query.where(sa.or_(
+                sa.and_(d.kind == "sweep", d.subject == sweep_id),
+                sa.and_(d.kind == "model", d.subject.in_(its_models)),
+            ))  # fmt: skip
         if subject is not None:
-            where.append("subject = ?")
-            params.append(subject)
-        sql = f"SELECT {', '.join(DECISION_COLUMNS)} FROM decisions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return self.read_frame(sql + " ORDER BY id", tuple(params))
+            query = query.where(d.subject == subject)
+        return self.read_frame(query.order_by(d.id))

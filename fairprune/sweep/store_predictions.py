@@ -17,10 +17,6 @@ PREDICTION_COLUMNS = [
     "y_true", "y_pred", "groups", "probs",
 ]  # fmt: skip
 """The columns of the ``predictions`` table, in the order of ``encode_predictions``' row."""
-INSERT_PREDICTIONS = (
-    f"INSERT INTO predictions ({', '.join(PREDICTION_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(PREDICTION_COLUMNS))})"
-)
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,7 @@ def encode_predictions(cell_key: str, split: str, predictions, group_names, clas
     Returns
     -------
     tuple
-        The row to insert with ``INSERT_PREDICTIONS``.
+        The row to insert, in ``PREDICTION_COLUMNS`` order.
 
     Raises
     ------

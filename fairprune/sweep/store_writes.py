@@ -12,32 +12,28 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, is_dataclass
-from sqlite3 import Connection
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from fairprune.sweep.store_predictions import INSERT_PREDICTIONS, encode_predictions
-from fairprune.sweep.store_schema import GROUP_METRIC_COLUMNS
-
-_CELL_COLUMNS = [
-    "cell_key", "sweep_id", "model", "model_hash", "model_path", "dataset", "arch", "criterion",
-    "loss", "seed", "target_reduction", "flops_reduction", "macs", "params", "file_size",
-    "latency_ms", "weight_sparsity", "accuracy", "gap", "std_delta", "max_psi", "split",
-    "config_json", "created",
-]  # fmt: skip
-_INSERT_CELL = (
-    f"INSERT INTO cells ({', '.join(_CELL_COLUMNS)}) VALUES ({', '.join('?' * len(_CELL_COLUMNS))})"
+import fairprune.sweep.store_dialects as dialects
+from fairprune.sweep.store_predictions import PREDICTION_COLUMNS, encode_predictions
+from fairprune.sweep.store_schema import (
+    GROUP_METRIC_COLUMNS,
+    cells,
+    group_rows,
+    sweeps,
 )
+from fairprune.sweep.store_schema import predictions as predictions_table
+
+_CELL_COLUMNS = [c.name for c in cells.columns]
 _GROUP_COLUMNS = ["cell_key", "split", "grp", *GROUP_METRIC_COLUMNS]
-_INSERT_GROUP = (
-    f"INSERT INTO group_rows ({', '.join(_GROUP_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_GROUP_COLUMNS))})"
-)
 
 
 def _num(value):
-    """SQLite-friendly number: NaN and None become NULL, numpy scalars plain Python."""
+    """A number as the database takes it: NaN and None become NULL, numpy scalars plain Python."""
     if value is None:
         return None
     if isinstance(value, np.generic):
@@ -56,10 +52,11 @@ def _record_dict(model) -> dict:
 
 
 class CellWrites:
-    """Registering sweeps, writing and deleting cells: a part of ``ResultsStore``, which
-    provides ``connect()`` (one connection per operation)."""
+    """Registering sweeps and writing cells: a part of ``ResultsStore``, which provides
+    ``transaction()`` (one write transaction) and ``kind`` (the database)."""
 
-    connect: Callable[[], AbstractContextManager[Connection]]
+    transaction: Callable[[], AbstractContextManager[Connection]]
+    kind: str
 
     def register_sweep(self, sweep_id: str, config: dict, name: str = "") -> None:
         """Record a sweep's config (idempotent: the first registration is kept).
@@ -73,12 +70,14 @@ class CellWrites:
         name : str, default ""
             Label shown in the dashboard.
         """
-        with self.connect() as conn, conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO sweeps (sweep_id, name, config_json, created) "
-                "VALUES (?, ?, ?, ?)",
-                (sweep_id, name, json.dumps(config, default=str, sort_keys=True), time.time()),
-            )
+        row = {
+            "sweep_id": sweep_id,
+            "name": name,
+            "config_json": json.dumps(config, default=str, sort_keys=True),
+            "created": time.time(),
+        }
+        with self.transaction() as conn:
+            conn.execute(dialects.insert_ignoring_duplicates(sweeps, self.kind), row)
 
     def write_cell(
         self,
@@ -120,14 +119,14 @@ class CellWrites:
         Notes
         -----
         The seed is ``config["cell"]["seed"]``, else ``config["finetune"]["seed"]``. Everything
-        is computed before the transaction opens; if anything fails inside it, SQLite rolls the
-        whole cell back, so a reader sees the old cell or the new one, never a mix.
+        is computed before the transaction opens; if anything fails inside it, the database rolls
+        the whole cell back, so a reader sees the old cell or the new one, never a mix.
         """
         rec = _record_dict(model)
         overall = overall or {}
         cell = (config or {}).get("cell", {})
         seed = cell.get("seed", (config or {}).get("finetune", {}).get("seed"))
-        row = (  # in _CELL_COLUMNS order
+        values = (  # in _CELL_COLUMNS order
             cell_key,
             sweep_id,
             rec.get("name", ""),
@@ -153,18 +152,22 @@ class CellWrites:
             json.dumps(config, default=str, sort_keys=True),
             time.time(),
         )
-        group_rows = [
-            (cell_key, split, str(r["group"]), *(_num(r.get(c)) for c in GROUP_METRIC_COLUMNS))
+        row = dict(zip(_CELL_COLUMNS, values, strict=True))
+        rows = [
+            dict(zip(_GROUP_COLUMNS, (cell_key, split, str(r["group"]),
+                                      *(_num(r.get(c)) for c in GROUP_METRIC_COLUMNS)), strict=True))
             for r in groups.to_dict(orient="records")
-        ]
+        ]  # fmt: skip
         pred_row = None
         if predictions is not None:
-            pred_row = encode_predictions(cell_key, split, predictions, group_names, class_names)
-        with self.connect() as conn, conn:
-            conn.execute("DELETE FROM predictions WHERE cell_key = ?", (cell_key,))
-            conn.execute("DELETE FROM group_rows WHERE cell_key = ?", (cell_key,))
-            conn.execute("DELETE FROM cells WHERE cell_key = ?", (cell_key,))
-            conn.execute(_INSERT_CELL, row)
-            conn.executemany(_INSERT_GROUP, group_rows)
+            encoded = encode_predictions(cell_key, split, predictions, group_names, class_names)
+            pred_row = dict(zip(PREDICTION_COLUMNS, encoded, strict=True))
+        with self.transaction() as conn:
+            dialects.lock_cell(conn, self.kind, cell_key)
+            for table in (predictions_table, group_rows, cells):
+                conn.execute(sa.delete(table).where(table.c.cell_key == cell_key))
+            conn.execute(sa.insert(cells), row)
+            if rows:
+                conn.execute(sa.insert(group_rows), rows)
             if pred_row is not None:
-                conn.execute(INSERT_PREDICTIONS, pred_row)
+                conn.execute(sa.insert(predictions_table), pred_row)

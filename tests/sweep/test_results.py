@@ -1,4 +1,6 @@
-"""The SQLite results store: round trip, idempotent cells, atomic writes, concurrent writers."""
+"""The results store on both databases (``store_location``: an SQLite file or a fresh PostgreSQL
+database): round trip, idempotent cells, atomic writes, concurrent writers, the append-only logs;
+then what is SQLite's own (the file, its migrations, kill -9) or PostgreSQL's own."""
 
 import json
 import os
@@ -9,31 +11,51 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg
 import pytest
+import sqlalchemy as sa
 
 from fairprune.errors import FairpruneError
 from fairprune.metrics import METRIC_COLUMNS
 from fairprune.sweep.results import (
+    ACTION_COLUMNS,
+    ACTIONS,
     DECISION_COLUMNS,
+    ERR_ACTIONS_APPEND_ONLY,
     ERR_APPEND_ONLY,
+    ERR_BAD_ACTION,
     ERR_BAD_DECISION,
     ERR_BAD_KIND,
     ERR_BAD_MODEL_HASH,
     ERR_NEWER_SCHEMA,
+    ERR_NO_ACTOR,
     ERR_NO_REVIEWER,
     ERR_NO_SWEEP,
     ERR_NOT_A_STORE,
+    ERR_PG_UNREACHABLE,
     LONG_COLUMNS,
     NOT_SQLITE,
     OTHER_TABLES,
     SCHEMA_VERSION,
     ResultsStore,
 )
+
+
+@contextmanager
+def _raw(location):
+    """A plain DB-API connection to the store's database, past fairprune: another program."""
+    if isinstance(location, Path):
+        with closing(sqlite3.connect(location)) as conn, conn:
+            yield conn
+    else:
+        with psycopg.connect(location, autocommit=True) as conn:
+            yield conn
 
 
 def _groups(acc=(0.9, 0.8, 0.85)):
@@ -85,8 +107,8 @@ class _Record:  # stands in for store.ModelRecord: read by attribute, not as a d
     file_size: int = 31337
 
 
-def test_round_trip_every_number(tmp_path):
-    store = ResultsStore(tmp_path / "r.sqlite")
+def test_round_trip_every_number(store_location):
+    store = ResultsStore(store_location)
     store.register_sweep("s1", {"a": 1}, name="demo")
     config = {"cell": {"seed": 7}, "prune": {"gamma": 5.0}}
     overall = {
@@ -121,8 +143,8 @@ def test_round_trip_every_number(tmp_path):
     assert store.sweeps().loc[0, "name"] == "demo"
 
 
-def test_export_long_columns_values_and_csv(tmp_path):
-    store = ResultsStore(tmp_path / "r.sqlite")
+def test_export_long_columns_values_and_csv(store_location):
+    store = ResultsStore(store_location)
     _write(store, "k2", criterion="l1", loss="pw")
     _write(store, "k1", criterion="l1", loss="ce")
     _write(store, "k0", criterion="dense", loss="dense", target=0.0)
@@ -142,8 +164,8 @@ def test_export_long_columns_values_and_csv(tmp_path):
     assert store.export_long(sweep_id="other").empty
 
 
-def test_rewrite_replaces_the_cells_rows(tmp_path):
-    store = ResultsStore(tmp_path / "r.sqlite")
+def test_rewrite_replaces_the_cells_rows(store_location):
+    store = ResultsStore(store_location)
     _write(store, "k1")
     _write(store, "k2", sweep="s2")
     store.write_cell(
@@ -153,7 +175,7 @@ def test_rewrite_replaces_the_cells_rows(tmp_path):
     long = store.export_long("s1")
     assert len(long) == 3 and (long["accuracy"] == 0.5).all()
     assert len(store.cells()) == 2 and len(store.group_rows()) == 6
-    with sqlite3.connect(tmp_path / "r.sqlite") as conn:  # no orphan group rows left behind
+    with _raw(store_location) as conn:  # no orphan group rows left behind
         assert conn.execute("SELECT COUNT(*) FROM group_rows").fetchone()[0] == 6
 
 
@@ -183,16 +205,27 @@ def test_interrupted_write_leaves_no_partial_cell(tmp_path):
     assert store.cells().loc[0, "gap"] == 0.1
 
 
+def test_a_write_failing_in_its_transaction_keeps_the_earlier_cell(store_location):
+    store = ResultsStore(store_location)
+    _write(store, "k", sweep="s")
+    twice = pd.concat([_groups((0.1, 0.1, 0.1))] * 2)  # a group twice: its key fails at the end
+    with pytest.raises(sa.exc.IntegrityError):
+        store.write_cell(cell_key="k", sweep_id="s", model=_model(), config={}, overall={},
+                         groups=twice)  # fmt: skip
+    assert list(store.group_rows()["accuracy"]) == [0.9, 0.8, 0.85]
+    assert store.cells().loc[0, "gap"] == 0.1 and len(store.cells()) == 1
+
+
 def test_file_is_wal_with_schema_version(tmp_path):
     path = tmp_path / "r.sqlite"
     _write(ResultsStore(path), "k1")
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
-def test_threads_share_one_store(tmp_path):
-    store = ResultsStore(tmp_path / "r.sqlite")
+def test_threads_share_one_store(store_location):
+    store = ResultsStore(store_location)
     errors = []
 
     def work(t):
@@ -210,6 +243,28 @@ def test_threads_share_one_store(tmp_path):
         t.join()
     assert errors == []
     assert len(store.cells()) == 20 and len(store.group_rows()) == 60
+
+
+def test_writers_of_one_cell_take_turns(store_location):
+    # a retried unit may land twice at once (two drivers, a replayed Ray task): the second
+    # replaces the first, never fails on the cell's key, never leaves both cells' rows
+    store = ResultsStore(store_location)
+    errors = []
+
+    def work(t):
+        try:
+            for _ in range(5):
+                _write(store, "k", seed=t)
+        except Exception as exc:  # surfaced below: a thread's exception is otherwise lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.cells()) == 1 and len(store.group_rows()) == 3
 
 
 STORE_ONLY = """
@@ -236,9 +291,9 @@ for i in range(20):
 )
 
 
-def test_two_processes_write_concurrently(tmp_path):
+def test_two_processes_write_concurrently(store_location):
     # plain subprocesses, not multiprocessing: spawn re-runs __main__, which AppTest replaces
-    path = tmp_path / "r.sqlite"
+    path = store_location
     root = str(Path(__file__).resolve().parents[2])
     procs = [
         subprocess.Popen([sys.executable, "-c", WRITER.format(root=root, path=str(path), prefix=p)])
@@ -466,19 +521,21 @@ def test_the_resume_check_fails_on_a_lost_or_repeated_cell():
     assert _resume_problems(every[:3], ["cell-003"], every, 4) == []
 
 
-def test_decisions_are_appended_survive_a_restart_and_never_change(tmp_path):
+def test_decisions_are_appended_survive_a_restart_and_never_change(store_location):
     from datetime import UTC, datetime
 
-    path = tmp_path / "r.sqlite"
+    path = store_location
     store = ResultsStore(path)
     store.register_sweep("s1", {}, name="demo")
     store.register_sweep("s2", {}, name="other")
     _write(store, "k1", sweep="s1")  # its model's hash is "ab" * 32
     t = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     first = store.record_decision(subject="s1", kind="sweep", decision="needs work",
-                                  reviewer=" Ana ", comment="rerun seed 2", when=t)  # fmt: skip
+                                  reviewer=" Ana ", reviewer_email=" ana@example.org ",
+                                  comment="rerun seed 2", when=t)  # fmt: skip
     assert first == {"id": 1, "created": "2026-03-04T05:06:07Z", "kind": "sweep", "subject": "s1",
-                     "decision": "needs work", "reviewer": "Ana", "comment": "rerun seed 2"}  # fmt: skip
+                     "decision": "needs work", "reviewer": "Ana", "reviewer_email": "ana@example.org",
+                     "comment": "rerun seed 2"}  # fmt: skip
     store.record_decision(subject="ab" * 32, kind="model", decision="reject", reviewer="Bo", when=t)
     store.record_decision(subject="s1", kind="sweep", decision="accept", reviewer="Ana", when=t)
     store.record_decision(subject="s2", kind="sweep", decision="reject", reviewer="Cy", when=t)
@@ -491,12 +548,14 @@ def test_decisions_are_appended_survive_a_restart_and_never_change(tmp_path):
     s1 = reopened.decisions(sweep_id="s1")  # the sweep and the models of its cells
     assert list(s1["id"]) == [1, 2, 3] and list(s1["kind"]) == ["sweep", "model", "sweep"]
     assert list(reopened.decisions(subject="s2")["reviewer"]) == ["Cy"]
+    assert list(every["reviewer_email"]) == ["ana@example.org", "", "", ""]
 
-    with sqlite3.connect(path) as conn:  # append-only even for other programs
-        for sql in ("UPDATE decisions SET decision = 'accept' WHERE id = 2",
-                    "DELETE FROM decisions WHERE id = 1"):  # fmt: skip
-            with pytest.raises(sqlite3.IntegrityError, match=ERR_APPEND_ONLY):
+    for sql in ("UPDATE decisions SET decision = 'accept' WHERE id = 2",
+                "DELETE FROM decisions WHERE id = 1"):  # fmt: skip
+        with _raw(path) as conn:  # append-only even for other programs
+            with pytest.raises((sqlite3.IntegrityError, psycopg.Error), match=ERR_APPEND_ONLY):
                 conn.execute(sql)
+    assert list(ResultsStore(path).decisions()["decision"]) == list(every["decision"])
 
 
 @pytest.mark.parametrize(
@@ -509,8 +568,8 @@ def test_decisions_are_appended_survive_a_restart_and_never_change(tmp_path):
         ({"kind": "model", "subject": "abc"}, ERR_BAD_MODEL_HASH.format(subject="abc")),
     ],
 )
-def test_a_bad_decision_is_one_line_and_stores_nothing(tmp_path, kwargs, message):
-    store = ResultsStore(tmp_path / "r.sqlite")
+def test_a_bad_decision_is_one_line_and_stores_nothing(store_location, kwargs, message):
+    store = ResultsStore(store_location)
     store.register_sweep("s1", {})
     args = {"subject": "s1", "kind": "sweep", "decision": "accept", "reviewer": "Ana", **kwargs}
     with pytest.raises(FairpruneError) as err:
@@ -529,17 +588,17 @@ def test_a_version_2_store_gains_decisions_and_keeps_its_rows(tmp_path):
         )
     store = ResultsStore(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert store.has_cell("k1") and list(store.group_rows()["accuracy"]) == [0.9, 0.8, 0.85]
     store.register_sweep("s1", {})
     store.record_decision(subject="s1", kind="sweep", decision="accept", reviewer="Ana")
     assert list(ResultsStore(path).decisions()["decision"]) == ["accept"]
 
 
-def test_a_models_stored_cell_and_predictions_are_found_by_its_hash(tmp_path):
+def test_a_models_stored_cell_and_predictions_are_found_by_its_hash(store_location):
     from types import SimpleNamespace
 
-    store = ResultsStore(tmp_path / "r.sqlite")
+    store = ResultsStore(store_location)
     preds = SimpleNamespace(y_true=np.array([0, 1, 1]), y_pred=np.array([0, 0, 1]),
                             groups=np.array([0, 1, 1]), split_key="fp-test",
                             probs=np.array([[0.75, 0.25], [0.5, 0.5], [0.125, 0.875]]))  # fmt: skip
@@ -558,8 +617,8 @@ def test_a_models_stored_cell_and_predictions_are_found_by_its_hash(tmp_path):
     assert table.loc[0, "accuracy"] == 0.9 and np.isnan(table.loc[1, "auroc"])
 
 
-def test_a_sweeps_version_changes_with_its_own_cells_only(tmp_path):
-    store = ResultsStore(tmp_path / "r.sqlite")
+def test_a_sweeps_version_changes_with_its_own_cells_only(store_location):
+    store = ResultsStore(store_location)
     store.register_sweep("s1", {})
     store.register_sweep("s2", {})
     before, all_before = store.version("s1"), store.version()
@@ -573,3 +632,191 @@ def test_a_sweeps_version_changes_with_its_own_cells_only(tmp_path):
     assert after != before
     store.record_decision(subject="s1", kind="sweep", decision="accept", reviewer="Ana")
     assert store.version("s1") == after  # decisions never count
+
+
+SCHEMA_3 = """
+CREATE TABLE sweeps (sweep_id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',
+    config_json TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE cells (cell_key TEXT PRIMARY KEY, sweep_id TEXT NOT NULL, model TEXT NOT NULL,
+    model_hash TEXT NOT NULL, model_path TEXT, dataset TEXT, arch TEXT, criterion TEXT NOT NULL,
+    loss TEXT NOT NULL, seed INTEGER, target_reduction REAL NOT NULL,
+    flops_reduction REAL NOT NULL, macs INTEGER, params INTEGER, file_size INTEGER,
+    latency_ms REAL, weight_sparsity REAL, accuracy REAL, gap REAL, std_delta REAL,
+    max_psi REAL, split TEXT NOT NULL, config_json TEXT NOT NULL, created REAL NOT NULL);
+CREATE INDEX cells_by_sweep ON cells (sweep_id);
+CREATE TABLE group_rows (cell_key TEXT NOT NULL REFERENCES cells (cell_key) ON DELETE CASCADE,
+    split TEXT NOT NULL, grp TEXT NOT NULL, n INTEGER, accuracy REAL, accuracy_low REAL,
+    accuracy_high REAL, balanced_accuracy REAL, auroc REAL, tpr REAL, fpr REAL,
+    selection_rate REAL, PRIMARY KEY (cell_key, split, grp));
+CREATE TABLE predictions (cell_key TEXT PRIMARY KEY REFERENCES cells (cell_key)
+    ON DELETE CASCADE, split TEXT NOT NULL, n INTEGER NOT NULL, num_classes INTEGER NOT NULL,
+    split_key TEXT NOT NULL, group_names TEXT NOT NULL, class_names TEXT NOT NULL,
+    y_true BLOB NOT NULL, y_pred BLOB NOT NULL, groups BLOB NOT NULL, probs BLOB NOT NULL);
+CREATE INDEX cells_by_model ON cells (model_hash);
+CREATE TABLE decisions (id INTEGER PRIMARY KEY AUTOINCREMENT, created TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('sweep', 'model')), subject TEXT NOT NULL,
+    decision TEXT NOT NULL CHECK (decision IN ('accept', 'needs work', 'reject')),
+    reviewer TEXT NOT NULL CHECK (length(trim(reviewer)) > 0), comment TEXT NOT NULL DEFAULT '');
+CREATE INDEX decisions_by_subject ON decisions (subject);
+CREATE TRIGGER decisions_never_change BEFORE UPDATE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+CREATE TRIGGER decisions_never_go BEFORE DELETE ON decisions
+BEGIN SELECT RAISE(ABORT, 'decisions are append-only'); END;
+PRAGMA journal_mode = WAL;
+PRAGMA user_version = 3;
+INSERT INTO sweeps VALUES ('s1', 'old', '{}', 1.5);
+INSERT INTO cells (cell_key, sweep_id, model, model_hash, criterion, loss, target_reduction,
+    flops_reduction, split, config_json, created, seed)
+    VALUES ('k1', 's1', 'm', 'ab', 'l1', 'ce', 0.5, 0.5, 'test', '{}', 2.5, 4);
+INSERT INTO group_rows (cell_key, split, grp, n, accuracy) VALUES ('k1', 'test', 'dark', 9, 0.75);
+INSERT INTO decisions (created, kind, subject, decision, reviewer, comment)
+    VALUES ('2026-01-02T03:04:05Z', 'sweep', 's1', 'reject', 'Ana', 'too wide');
+"""
+"""What fairprune wrote with schema 3 (its DDL as shipped), and a few rows."""
+
+
+def test_a_version_3_store_gains_emails_and_actions_and_keeps_every_row(tmp_path):
+    path = tmp_path / "r.sqlite"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript(SCHEMA_3)
+    store = ResultsStore(path)
+    with _raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(decisions)")]
+        assert columns[-1] == "reviewer_email"
+    old = store.decisions()
+    assert list(old.columns) == DECISION_COLUMNS
+    assert old.iloc[0].to_dict() == {
+        "id": 1, "created": "2026-01-02T03:04:05Z", "kind": "sweep", "subject": "s1",
+        "decision": "reject", "reviewer": "Ana", "reviewer_email": "", "comment": "too wide",
+    }  # fmt: skip
+    assert store.cells().loc[0, "seed"] == 4 and store.group_rows().loc[0, "accuracy"] == 0.75
+    new = store.record_decision(subject="s1", kind="sweep", decision="accept", reviewer="Bo",
+                                reviewer_email="bo@example.org")  # fmt: skip
+    assert new["id"] == 2 and new["reviewer_email"] == "bo@example.org"
+    assert store.record_action(actor="Ops", action="store changed", subject="x")["id"] == 1
+    for sql, message in [
+        ("UPDATE decisions SET reviewer_email = 'x'", ERR_APPEND_ONLY),
+        ("DELETE FROM decisions", ERR_APPEND_ONLY),
+        ("UPDATE actions SET actor = 'x'", ERR_ACTIONS_APPEND_ONLY),
+        ("DELETE FROM actions", ERR_ACTIONS_APPEND_ONLY),
+    ]:
+        with _raw(path) as conn, pytest.raises(sqlite3.IntegrityError, match=message):
+            conn.execute(sql)
+    reopened = ResultsStore(path)  # migrated once: opening again changes nothing
+    assert list(reopened.decisions()["reviewer"]) == ["Ana", "Bo"]
+    assert list(reopened.actions()["action"]) == ["store changed"]
+
+
+def test_actions_are_appended_in_order_and_never_change(store_location):
+    from datetime import UTC, datetime
+
+    store = ResultsStore(store_location)
+    t = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+    first = store.record_action(actor=" Ana ", actor_email="ana@example.org", action="sweep started",
+                                subject="sw-1", detail="4 cells to run", when=t)  # fmt: skip
+    assert first == {"id": 1, "created": "2026-03-04T05:06:07Z", "actor": "Ana",
+                     "actor_email": "ana@example.org", "action": "sweep started",
+                     "subject": "sw-1", "detail": "4 cells to run"}  # fmt: skip
+    for action in ACTIONS[1:]:
+        store.record_action(actor="Bo", action=action, subject="x", when=t)
+    every = ResultsStore(store_location).actions()
+    assert list(every.columns) == ACTION_COLUMNS
+    assert list(every["id"]) == [1, 2, 3, 4, 5] and list(every["action"]) == list(ACTIONS)
+    newest = store.actions(limit=2)
+    assert list(newest["id"]) == [4, 5]  # the newest two, still oldest first
+    before = store.version()
+    for sql in ("UPDATE actions SET actor = 'Eve' WHERE id = 1", "DELETE FROM actions"):
+        with _raw(store_location) as conn:
+            with pytest.raises((sqlite3.IntegrityError, psycopg.Error),
+                               match=ERR_ACTIONS_APPEND_ONLY):  # fmt: skip
+                conn.execute(sql)
+    assert list(store.actions()["actor"]) == ["Ana", "Bo", "Bo", "Bo", "Bo"]
+    assert store.version() == before  # actions never count
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"actor": " "}, ERR_NO_ACTOR),
+        ({"action": "sweep deleted"}, ERR_BAD_ACTION.format(value="sweep deleted")),
+    ],
+)
+def test_a_bad_action_is_one_line_and_stores_nothing(store_location, kwargs, message):
+    store = ResultsStore(store_location)
+    with pytest.raises(FairpruneError) as err:
+        store.record_action(**{"actor": "Ana", "action": "model added", "subject": "m", **kwargs})
+    assert str(err.value) == message
+    assert store.actions().empty
+
+
+# --- PostgreSQL's own ---------------------------------------------------------------------------
+
+
+def test_a_postgresql_store_keeps_its_version_and_refuses_what_is_not_one(pg_url):
+    store = ResultsStore(pg_url)
+    assert store.path is None and store.kind == "postgresql" and store.location == pg_url
+    with _raw(pg_url) as conn:
+        assert conn.execute("SELECT version FROM fairprune_meta").fetchall() == [(SCHEMA_VERSION,)]
+        stamp = conn.execute("SELECT xmin::text FROM fairprune_meta").fetchone()
+        ResultsStore(pg_url).export_long()  # opening a current store does not write
+        assert conn.execute("SELECT xmin::text FROM fairprune_meta").fetchone() == stamp
+        conn.execute("UPDATE fairprune_meta SET version = 99")
+    with pytest.raises(FairpruneError) as err:
+        ResultsStore(pg_url)
+    assert str(err.value) == ERR_NEWER_SCHEMA.format(path=pg_url, found=99)
+    with _raw(pg_url) as conn:
+        conn.execute("DROP TABLE sweeps, cells, group_rows, predictions, decisions, actions, "
+                     "fairprune_meta CASCADE")  # fmt: skip
+        conn.execute("CREATE TABLE photos (id INTEGER)")
+    with pytest.raises(FairpruneError) as err:
+        ResultsStore(pg_url)
+    assert str(err.value) == ERR_NOT_A_STORE.format(path=pg_url, reason=OTHER_TABLES)
+
+
+def test_an_unreachable_server_is_one_line_without_the_password():
+    url = "postgresql://fair:topsecret@127.0.0.1:9/fairprune"  # port 9: nothing listens there
+    with pytest.raises(FairpruneError) as err:
+        ResultsStore(url)
+    shown = "postgresql://fair:***@127.0.0.1:9/fairprune"
+    head = ERR_PG_UNREACHABLE.split("(")[0].format(location=shown)
+    assert str(err.value).startswith(head) and str(err.value).endswith(
+        "); check the URL, the server and the credentials."
+    )
+    assert "\n" not in str(err.value) and "topsecret" not in str(err.value)
+    assert "Connection refused" in str(err.value)
+
+
+def test_truncate_is_refused_and_numbers_round_trip_exactly(pg_url):
+    store = ResultsStore(pg_url)
+    store.register_sweep("s1", {})
+    store.record_decision(subject="s1", kind="sweep", decision="accept", reviewer="Ana")
+    store.record_action(actor="Ana", action="sweep started", subject="s1")
+    for table in ("decisions", "actions"):
+        with _raw(pg_url) as conn, pytest.raises(psycopg.Error, match=f"{table} are append-only"):
+            conn.execute(f"TRUNCATE {table}")
+    third, big = 1 / 3, 2**40 + 1  # float8 and bigint, not float4 and int4
+    store.write_cell(cell_key="k", sweep_id="s1", model={**_model(), "macs": big,
+                     "flops_reduction": third}, config={}, overall={"gap": third},
+                     groups=_groups())  # fmt: skip
+    cell = store.cells().iloc[0]
+    assert cell["flops_reduction"] == third and cell["gap"] == third and cell["macs"] == big
+
+
+def test_one_engine_per_location_per_process(pg_url, tmp_path):
+    assert ResultsStore(pg_url).engine is ResultsStore(pg_url).engine
+    assert ResultsStore(tmp_path / "a.sqlite").engine is ResultsStore(tmp_path / "a.sqlite").engine
+    assert ResultsStore(tmp_path / "a.sqlite").engine is not ResultsStore(pg_url).engine
+
+
+def test_a_column_of_nulls_reads_back_as_numbers(store_location):
+    store = ResultsStore(store_location)
+    groups = _groups()
+    groups[["accuracy_low", "accuracy_high", "auroc"]] = np.nan  # no bootstrap, no scores
+    store.write_cell(cell_key="k", sweep_id="s", model=_model(), config={}, overall={},
+                     groups=groups)  # fmt: skip
+    long = store.export_long()
+    for frame, column in [(long, "accuracy_low"), (long, "auroc"), (store.cells(), "gap"),
+                          (store.cells(), "seed")]:  # fmt: skip
+        assert frame[column].dtype == np.float64 and frame[column].isna().all(), column
+    assert long["n"].dtype == np.int64 and long["accuracy"].dtype == np.float64

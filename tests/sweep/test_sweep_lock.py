@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -51,12 +52,43 @@ def test_a_second_process_is_refused_until_the_first_dies(tmp_path):
     assert lock_path(store, "s1").parent == tmp_path / "r.sqlite.sweeps"
 
 
-def test_run_sweep_refuses_a_sweep_another_process_runs(tmp_path, dense_path):  # noqa: F811
-    store = ResultsStore(tmp_path / "r.sqlite")
+def test_a_postgresql_sweep_lock_is_the_servers_and_dies_with_its_holder(pg_url):
+    holder = _hold(pg_url, "s1")
+    try:
+        with pytest.raises(FairpruneError) as err:
+            with sweep_lock(pg_url, "s1"):
+                pass
+        owner = f"pid {holder.pid} on {os.uname().nodename}"
+        assert str(err.value) == ERR_SWEEP_RUNNING.format(sweep="s1", owner=owner)
+        with sweep_lock(pg_url, "s2"):  # another sweep on the same store does not wait
+            with pytest.raises(FairpruneError, match="sweep s2 is already running"):
+                with sweep_lock(pg_url, "s2"):  # a second holder in this process is refused too
+                    pass
+    finally:
+        holder.send_signal(signal.SIGKILL)  # the server ends the session, and its locks with it
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while True:  # the server notices the closed socket within milliseconds
+        try:
+            with sweep_lock(pg_url, "s1"):
+                break
+        except FairpruneError:
+            assert time.monotonic() < deadline, "the killed holder's lock outlived it"
+            time.sleep(0.05)
+    with sweep_lock(pg_url, "s1"):  # released on exit: taken again at once
+        pass
+
+
+def test_run_sweep_refuses_a_sweep_another_process_runs(
+    tmp_path,
+    store_location,
+    dense_path,  # noqa: F811
+):
+    store = ResultsStore(store_location)
     cfg = _config(dense_path, reductions=(0.5,), losses=("ce",))
     sweep_id = run_sweep(cfg, store=store, models_dir=tmp_path / "m", only=lambda c: False)
     assert len(store.cells(sweep_id)) == 1  # the dense baseline; no pruned cell yet
-    holder = _hold(tmp_path / "r.sqlite", sweep_id)
+    holder = _hold(store_location, sweep_id)
     try:
         with pytest.raises(FairpruneError, match="already running in another process"):
             run_sweep(cfg, store=store, models_dir=tmp_path / "m")
