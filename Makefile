@@ -1,5 +1,6 @@
 # fairprune: `make demo` installs and opens the dashboard on the built-in demo;
-# `make test` installs and runs the whole test suite (what CI runs).
+# `make test` installs and runs the whole test suite (what CI runs): Debian's chromium and
+# postgresql are installed when missing; the PostgreSQL tests start their own throw-away server.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -27,7 +28,7 @@ app: install
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 test: install
-	bash scripts/install-chromium.sh
+	bash scripts/install-system-deps.sh
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -ra
 

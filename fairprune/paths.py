@@ -1,4 +1,4 @@
-"""Where fairprune keeps its files: the model store, the results database, generated data.
+"""Where fairprune keeps its files: the model store, the results store, generated data.
 
 Every location can be moved with an environment variable, so tests and the dashboard's browser
 test run against a temporary folder and never touch a user's store.
@@ -7,8 +7,10 @@ test run against a temporary folder and never touch a user's store.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from fairprune.errors import FairpruneError
 
@@ -29,10 +31,49 @@ def models_dir() -> Path:
     return path
 
 
-def results_path() -> Path:
-    """The SQLite results store (``FAIRPRUNE_RESULTS``, default ``<data_dir>/results.sqlite``)."""
-    env = os.environ.get("FAIRPRUNE_RESULTS")
-    return Path(env) if env else data_dir() / "results.sqlite"
+# A results store is an SQLite file or a server database named by a URL (issue #24); only
+# PostgreSQL is a server store, through psycopg 3 ("postgresql+psycopg://" names the driver).
+_URL = re.compile(r"^postgresql(\+[a-z0-9_]+)?://", re.IGNORECASE)
+
+
+def is_store_url(value: object) -> bool:
+    """Whether ``value`` names a server results store (``postgresql://...``), not a file.
+
+    A ``Path`` never is: a URL passed through ``Path()`` has lost its ``//`` and is a file name.
+    """
+    return isinstance(value, str) and bool(_URL.match(value.strip()))
+
+
+def as_location(value: str | Path) -> str | Path:
+    """A results location as given: a URL stays a str (stripped), anything else is a ``Path``."""
+    return value.strip() if is_store_url(value) else Path(value)
+
+
+def results_location() -> str | Path:
+    """The results store (``FAIRPRUNE_RESULTS``: a PostgreSQL URL, kept as a str, or a file
+    path; default ``<data_dir>/results.sqlite``)."""
+    env = os.environ.get("FAIRPRUNE_RESULTS", "").strip()
+    return as_location(env) if env else data_dir() / "results.sqlite"
+
+
+results_path = results_location  # the name callers used before stores could be URLs
+
+
+def display_location(value: str | Path) -> str:
+    """A results location fit to show or log: a URL with its password (in the user part or a
+    ``password=`` query parameter) replaced by ``***``; a path as is."""
+    if not is_store_url(value):
+        return str(value)
+    parts = urlsplit(value.strip())
+    netloc = parts.netloc
+    user, at, host = netloc.rpartition("@")
+    if at and ":" in user:
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    query = "&".join(
+        f"{k}=***" if k.lower() == "password" else f"{k}{sep}{v}"
+        for k, sep, v in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def allowed_roots() -> list[Path]:

@@ -5,7 +5,7 @@ import html
 import streamlit as st
 
 # light modules only: on an empty store the page draws its button before the backend loads
-from fairprune.app import demo_job, review, tables, ui
+from fairprune.app import demo_job, identity, review, tables, ui
 
 INTRO = (
     "Pruning can keep a model's overall accuracy while quietly wrecking it for a minority "
@@ -26,6 +26,7 @@ RUNNING = (
     "chart appears here as soon as the first pruned models are in the store; you can leave this "
     "page and come back."
 )
+OPERATORS_RUN = "Running the demo or a sweep is for operators; ask one to fill the store."
 PAGES = [
     ("pages/1_Models.py", "Models"),
     ("pages/2_Dataset.py", "Dataset"),
@@ -59,6 +60,9 @@ def empty_store() -> None:
     st.info(EMPTY)
     if job is not None and job.state == "failed":
         st.error(demo_job.demo_progress(job)[1])
+    if not identity.may("operate"):  # start_demo refuses anyone else too
+        st.caption(OPERATORS_RUN)
+        st.stop()
     if st.button("Run the demo", key="overview_run_demo", type="primary"):
         demo_job.start_demo(results_path=ui.results_path(), models_dir=ui.models_dir())
         st.rerun()

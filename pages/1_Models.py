@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from fairprune.app import loaders, ui
+from fairprune.app import identity, loaders, ui
 from fairprune.app.api import (
     ARCHITECTURES,
     MAX_UPLOAD_BYTES,
@@ -13,8 +13,12 @@ from fairprune.app.api import (
     import_upload,
     load_for_audit,
     record_to_row,
+    removable_files,
+    remove_model,
     store_file,
 )
+
+OPERATORS_ONLY = "Adding and removing models is for operators; your role reads the store."
 
 
 def model_columns() -> dict:
@@ -67,10 +71,19 @@ def body() -> None:
             key="models_onnx_table",
         )
 
-    st.header("Add a model")
-    bundle_name, *_ = loaders.current_dataset_choice()
     with ui.guard():
         bundle = loaders.current_dataset()
+    if identity.may("operate"):  # adding and removing refuse anyone else too (api)
+        add_section(bundle)
+        remove_section([*records, *onnx_records])
+    else:
+        st.caption(OPERATORS_ONLY)
+    latency_section(records, onnx_records, bundle)
+
+
+def add_section(bundle) -> None:
+    """Upload a model, or add one already in the models folder (operators)."""
+    st.header("Add a model")
     st.caption(
         f"Models are added for the current dataset, **{bundle.title}** ({bundle.num_classes} classes, "
         f"{bundle.input_size} px). Change it on the Dataset page. Only plain state dicts, "
@@ -103,7 +116,7 @@ def body() -> None:
                 if up.name.lower().endswith(".onnx"):
                     rec = import_onnx(
                         up.getvalue(), up.name, ui.models_dir(), num_classes=bundle.num_classes,
-                        input_size=bundle.input_size,
+                        input_size=bundle.input_size, results=ui.results_path(),
                     )  # fmt: skip
                     st.success(f"Added `{rec.name}`: an ONNX classifier run by onnxruntime, audit only "
                                f"(not prunable); {rec.macs:,} MACs, hash `{rec.sha256[:12]}`.")  # fmt: skip
@@ -113,6 +126,7 @@ def body() -> None:
                         num_classes=bundle.num_classes, input_size=bundle.input_size,
                         dataset=bundle.name, dataset_fingerprint=bundle.fingerprint,
                         manifest=manifest.getvalue() if manifest is not None else None,
+                        results=ui.results_path(),
                     )  # fmt: skip
                     st.success(
                         f"Added `{rec.name}` ({rec.params:,} params, hash `{rec.sha256[:12]}`)."
@@ -133,6 +147,7 @@ def body() -> None:
                         ui.models_dir(), rel, arch=arch,
                         num_classes=bundle.num_classes, input_size=bundle.input_size,
                         dataset=bundle.name, dataset_fingerprint=bundle.fingerprint,
+                        results=ui.results_path(),
                     )  # fmt: skip
                     if already:
                         st.success(
@@ -141,6 +156,40 @@ def body() -> None:
                     else:
                         st.success(f"Added `{rec.name}` ({rec.params:,} params).")
 
+
+def remove_section(listed) -> None:
+    """Delete a model's files from the store, after a confirmation (operators)."""
+    st.header("Remove a model")
+    done = st.session_state.pop("models_removed", None)
+    if done:
+        st.success(done)
+    if not listed:
+        st.caption("The store holds no model to remove.")
+        return
+    names = [r.name for r in listed]
+    pick = st.selectbox("Model to remove", names, index=None, key="models_remove_pick",
+                        placeholder="Choose a model")  # fmt: skip
+    if pick is None:
+        return
+    with ui.guard():
+        files = removable_files(ui.models_dir(), pick)
+    st.caption(
+        f"Deletes {', '.join(f'`{f.name}`' for f in files)} from the models folder. Results, "
+        "decisions and the action log in the results store stay; a sweep that needs this model "
+        "cannot be resumed."
+    )
+    sure = st.checkbox(f"Yes, delete `{pick}`", key="models_remove_confirm")
+    if st.button("Remove model", key="models_remove", disabled=not sure):
+        with ui.guard():
+            removed = remove_model(ui.models_dir(), pick, results=ui.results_path())
+        st.session_state["models_removed"] = f"Removed `{pick}` ({', '.join(removed)})."
+        for key in ("models_remove_pick", "models_remove_confirm"):
+            st.session_state.pop(key, None)
+        st.rerun()
+
+
+def latency_section(records, onnx_records, bundle) -> None:
+    """Milliseconds per image of a model of the store, on each runtime."""
     st.header("Deployment latency")
     everything = {r.name: r for r in [*records, *onnx_records]}
     if not everything:

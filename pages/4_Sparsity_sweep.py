@@ -4,7 +4,7 @@ import html
 
 import streamlit as st
 
-from fairprune.app import jobs, loaders, sweep_form, tables, ui, views
+from fairprune.app import identity, jobs, loaders, sweep_form, tables, ui, views
 from fairprune.app.api import LOSSES, PW_PRESETS, criterion_names
 
 
@@ -94,7 +94,7 @@ def live() -> None:
         if job.resumed:
             st.caption(f"Resumed: {job.resumed} cells were already in the results store and are "
                        "not run again.")  # fmt: skip
-        if job.running and st.button("Cancel", key="sweep_cancel"):
+        if job.running and identity.may("operate") and st.button("Cancel", key="sweep_cancel"):
             job.cancel()
             st.warning("Cancelling after the current step; finished cells stay in the store.")
         if job.state == "failed":
@@ -154,9 +154,12 @@ def body() -> None:
     bundle = loaders.current_dataset()
     ui.synthetic_note(bundle)
     dense_models = [r for r in loaders.model_records(bundle.name) if r.kind == "dense"]
-    # the form is drawn only when open: on a visit to look at results, the charts come first
-    if st.toggle("New sweep", value=not dense_models or tables.sweeps_table().empty,
-                 key="sweep_new", help="Open the form to run a new sweep (or resume one)."):  # fmt: skip
+    # the form is drawn only when open: on a visit to look at results, the charts come first.
+    # Only operators get it (jobs.start_sweep refuses anyone else too).
+    if identity.may("operate") and st.toggle(
+        "New sweep", value=not dense_models or tables.sweeps_table().empty, key="sweep_new",
+        help="Open the form to run a new sweep (or resume one).",
+    ):  # fmt: skip
         sweep_form_section(bundle, dense_models)
     live()
     results()

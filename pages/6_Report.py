@@ -36,9 +36,16 @@ def body() -> None:
     decisions = review.decisions(sweep_id=sweep_id)
     review.show_decisions(decisions, cells, sweeps, key="report")
 
-    report = tables.report_builder(sweep_id, long, cells, sweeps, decisions, synthetic=synthetic,
-                                   title=f"fairprune audit report — {', '.join(datasets)}",
-                                   pair=pair)  # fmt: skip
+    actions = review.operator_actions()
+    body_of = tables.report_builder(sweep_id, long, cells, sweeps, decisions, synthetic=synthetic,
+                                    title=f"fairprune audit report — {', '.join(datasets)}",
+                                    pair=pair)  # fmt: skip
+
+    def report() -> str:  # the cached body, and the action log as it is now
+        from fairprune.app.report import with_actions
+
+        return with_actions(body_of(), actions)
+
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     c1, c2, c3 = st.columns(3)
     c1.download_button("Download HTML report", report, file_name=f"fairprune-report-{stamp}.html",
@@ -53,6 +60,10 @@ def body() -> None:
     st.caption("The HTML report is built when it is downloaded (seconds after a sweep, then at once). "
                "The results CSV carries the latest decision on each row's sweep and model; the "
                "decisions CSV every decision ever recorded.")  # fmt: skip
+    st.subheader("Operator actions")
+    st.caption("Sweeps started and cancelled, models added and removed: who and when, newest "
+               "first. The log is append-only and goes into the HTML report.")  # fmt: skip
+    review.show_actions(actions, key="report")
     # the report carries plotly.js and every chart (megabytes): the browser loads it only when asked
     if st.toggle("Preview the report here", key="report_preview"):
         with ui.guard(), st.spinner("Building the report…"):

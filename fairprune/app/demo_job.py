@@ -57,12 +57,26 @@ def start_demo(*, results_path: str | Path, models_dir: str | Path) -> jobs.Swee
 
     The page's process loads what the first chart needs meanwhile, on a thread of its own, so
     the chart does not wait for those imports once the first models land.
+
+    Raises
+    ------
+    FairpruneError
+        ``auth.ERR_FORBIDDEN`` for anyone but an operator: the demo trains a model and runs a
+        sweep. A demo this call starts is recorded in the results store ("sweep started").
     """
+    from fairprune import auth
+    from fairprune.app import identity
+
+    auth.require(identity.current(), "operate", what="run the demo")
+    running = demo_job()
     job = jobs.start_process_job(
         DEMO_JOB_KEY,
         demo_job_request(results_path=results_path, models_dir=models_dir),
         where=DEMO_WHERE,
     )
+    if job is not running:
+        identity.record_action(results_path, "sweep started", DEMO_JOB_KEY,
+                               detail="the built-in demo (SynthDerm)")  # fmt: skip
     threading.Thread(target=_warm, name="demo-warm-imports", daemon=True).start()
     return job
 

@@ -69,12 +69,25 @@ class SweepJob:
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _process: subprocess.Popen | None = field(default=None, repr=False)
+    _results: str | Path | None = field(default=None, repr=False)  # where it records actions
 
     def cancel(self) -> None:
-        """Ask the job to stop; finished cells stay in the store."""
+        """Ask the job to stop; finished cells stay in the store.
+
+        Only an operator may (``auth.require``, refused with ``auth.ERR_FORBIDDEN``); the
+        request is recorded in the results store ("sweep cancelled", who and when).
+        """
+        from fairprune import auth
+        from fairprune.app import identity
+
+        auth.require(identity.current(), "operate", what="cancel a sweep")
+        first = self.running and not self._stop.is_set()
         self._stop.set()
         if self._process is not None:
             _tell(self._process, "cancel")
+        if first and self._results is not None:
+            identity.record_action(self._results, "sweep cancelled", self.key,
+                                   detail=f"{self.done} of {self.total} cells done")  # fmt: skip
 
     @property
     def running(self) -> bool:
@@ -147,12 +160,20 @@ def start_sweep(
     Raises
     ------
     FairpruneError
-        A bad grid, dense model or Ray option (before anything starts).
+        ``auth.ERR_FORBIDDEN`` for anyone but an operator; a bad grid, dense model or Ray
+        option (before anything starts).
+
+    Notes
+    -----
+    A sweep this call starts is recorded in the results store ("sweep started", who and when).
     """
+    from fairprune import auth
+    from fairprune.app import identity
     from fairprune.nets.imports import load_model
     from fairprune.sweep.grid import sweep_id_for, validate_sweep
     from fairprune.sweep.results import ResultsStore
 
+    auth.require(identity.current(), "operate", what="start a sweep")
     validate_sweep(config)  # bad grids fail here, in the caller, not in the thread
     executor, where = _executor(run_on, workers, address, gpus_per_cell)
     _model, record = load_model(config.dense_model)
@@ -165,8 +186,14 @@ def start_sweep(
         states = cell_states(config, key, store)
         resumed = sum(v["state"] == "stored earlier" for v in states.values())
         job = SweepJob(key=key, config=config, total=len(states) + 1, resumed=resumed,
-                       where=where, cells=states)  # fmt: skip
+                       where=where, cells=states, _results=results_path)  # fmt: skip
         _jobs[key] = job
+    detail = f"{len(states)} cells ({resumed} stored earlier) on {where}"
+    try:
+        identity.record_action(results_path, "sweep started", key, detail=detail)
+    except Exception:
+        _end(job, "failed", "the sweep was not started")  # nothing ran: no job stays running
+        raise
 
     if executor is None:
         return _launch(job, _sweep_request(job, results_path, models_dir))
@@ -193,12 +220,18 @@ def cell_states(config: SweepConfig, sweep_id: str, store) -> dict:
 def start_process_job(key: str, request: dict, *, where: str = SERIAL_WHERE) -> SweepJob:
     """Start a job whose grid its own process works out (``fairprune.app.sweep_process`` with
     ``request``; the demo), or return the job already running under ``key``. The job learns its
-    sweep id, config and cells from the process's ``grid`` message."""
+    sweep id, config and cells from the process's ``grid`` message. Only an operator may
+    (``auth.ERR_FORBIDDEN``); the caller records the action."""
+    from fairprune import auth
+    from fairprune.app import identity
+
+    auth.require(identity.current(), "operate", what="start a sweep")
     with _lock:
         job = _jobs.get(key)
         if job is not None and job.running:
             return job
-        job = SweepJob(key=key, config=None, where=where, stage="starting")
+        job = SweepJob(key=key, config=None, where=where, stage="starting",
+                       _results=request.get("results"))  # fmt: skip
         _jobs[key] = job
     return _launch(job, request)
 

@@ -13,6 +13,7 @@ from plotly.offline import get_plotlyjs
 from fairprune.app import charts
 from fairprune.app.views import (
     LOSS_LABELS,
+    actions_display,
     cells_overview,
     decisions_display,
     findings_display,
@@ -59,6 +60,7 @@ def build_report(
     findings: pd.DataFrame | None = None,
     decisions: pd.DataFrame | None = None,
     methods: dict | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> str:
     """Render the report as one HTML string.
 
@@ -84,6 +86,9 @@ def build_report(
     methods : dict, optional
         ``fairprune.sweep.methods.methods_table`` of the sweep: the Methods page's table and
         Pareto chart, included when the sweep compares more than one method.
+    actions : DataFrame, optional
+        ``ResultsStore.actions`` rows: the operator actions (sweeps started and cancelled,
+        models added and removed), listed newest first (``actions_section``).
 
     Returns
     -------
@@ -219,5 +224,28 @@ def build_report(
                 f"<h3>{html.escape(str(s['name'] or s['sweep_id']))} ({html.escape(s['sweep_id'])})</h3>"
                 f"<pre>{html.escape(cfg)}</pre>"
             )
+    if actions is not None:
+        parts.append(actions_section(actions))
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def actions_section(actions: pd.DataFrame) -> str:
+    """The report's "Operator actions" section: who started or cancelled a sweep, added or
+    removed a model, and when (append-only, newest first)."""
+    head = (
+        "<h2>Operator actions</h2><p class='note'>Sweeps started and cancelled, models added and "
+        "removed: who and when, newest first; the log is append-only.</p>"
+    )
+    if actions.empty:
+        return head + "<p class='note'>No operator action has been recorded yet.</p>"
+    return head + _table(actions_display(actions))
+
+
+def with_actions(report: str, actions: pd.DataFrame) -> str:
+    """A built report (``build_report`` without ``actions``) with the operator actions added at
+    its end: the log changes more often than the report's cached body."""
+    end = report.rfind("</body></html>")
+    if end < 0:
+        return report + actions_section(actions)
+    return report[:end] + actions_section(actions) + "\n" + report[end:]

@@ -1,8 +1,8 @@
 """The results store's tables for the pages, cached until the store changes.
 
-Tables come through ``st.cache_data`` keyed by the store's version (its files' size and mtime),
-so a page never shows a stale or half-written table; the backend (the results store, findings,
-the methods table) is imported only when a table is first asked for.
+Tables come through ``st.cache_data`` keyed by the store's version (what changes when a sweep or
+a cell is written), so a page never shows a stale or half-written table; the backend (the results
+store, findings, the methods table) is imported only when a table is first asked for.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 import pandas as pd
 import streamlit as st
 
+from fairprune import paths
 from fairprune.app.ui import results_path
 from fairprune.errors import FairpruneError
 
@@ -30,7 +31,7 @@ def store_version(sweep_id: str | None = None) -> str:
 
 
 def results_store():
-    """The results store at the configured path."""
+    """The results store this session looks at (a file, or the configured PostgreSQL store)."""
     from fairprune.sweep.results import ResultsStore
 
     return ResultsStore(results_path())
@@ -365,7 +366,8 @@ def headline_text(
 def store_is_empty() -> bool:
     """True when the results store holds nothing to show. Without a store file yet (a fresh
     clone) this loads nothing of the backend, so the empty Overview draws its button at once."""
-    if not results_path().exists():
+    location = results_path()
+    if not paths.is_store_url(location) and not location.exists():
         return True
     return long_table().empty
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 from fairprune import paths
+from fairprune.app import identity
 from fairprune.errors import FairpruneError
 
 CSS = """
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 
 ERR_NO_MODELS_DIR = "No folder {path}: enter an existing models folder (or clear the box)."
 ERR_NO_RESULTS_DIR = "No folder {path} for the results file: enter a path in an existing folder."
+ERR_STORE_URL = (
+    "{url} is not this dashboard's results store; a database server can only be the one it was "
+    "started on (FAIRPRUNE_RESULTS): clear the box, or enter a results file."
+)
 ERR_NOT_ALLOWED = (
     "{path} is outside the folders this dashboard may read ({roots}); move the data there, or "
     "ask whoever runs the dashboard to add its folder to FAIRPRUNE_ALLOWED_ROOTS."
@@ -69,17 +74,21 @@ def models_dir() -> Path:
     return Path(chosen) if chosen else paths.models_dir()
 
 
-def results_path() -> Path:
-    """The results store this session looks at: the sidebar's choice, else the configured one."""
+def results_path() -> str | Path:
+    """The results store this session looks at: the sidebar's choice, else the configured one
+    (a PostgreSQL URL stays a str, a file is a ``Path``)."""
     chosen = st.session_state.get("fp_results_path")
-    return Path(chosen) if chosen else paths.results_path()
+    return paths.as_location(chosen) if chosen else paths.results_location()
 
 
 def _store_picker() -> None:
-    """Sidebar boxes to look at another model folder or results file (per session)."""
+    """Sidebar boxes to look at another model folder or results store (per session)."""
     with st.expander("Store locations"):
         m = st.text_input("Models folder", value=str(models_dir()), key="ui_models_dir").strip()
-        r = st.text_input("Results file", value=str(results_path()), key="ui_results").strip()
+        r = st.text_input(
+            "Results store", value=paths.display_location(results_path()), key="ui_results",
+            help="an SQLite file, or the PostgreSQL store this dashboard was started on",
+        ).strip()  # fmt: skip
         # the configured locations always work; another must lie under an allowed root (checked
         # first, so a visitor cannot even learn which folders exist elsewhere on the server)
         roots = ", ".join(str(p) for p in paths.allowed_roots())
@@ -89,25 +98,40 @@ def _store_picker() -> None:
             st.error(ERR_NO_MODELS_DIR.format(path=m))
         elif m:
             st.session_state["fp_models_dir"] = str(Path(m).expanduser())
-        if r and Path(r).expanduser() != paths.results_path() and not paths.is_allowed(r):
+        configured = paths.results_location()
+        if not r:
+            return
+        if paths.is_store_url(r):
+            # a database server only as configured (the box shows it with the password masked): a
+            # visitor must not point the server at other databases, nor learn the password
+            ok = paths.is_store_url(configured)
+            if ok and r in (configured, paths.display_location(configured)):
+                st.session_state["fp_results_path"] = configured
+            else:
+                st.error(ERR_STORE_URL.format(url=paths.display_location(r)))
+        elif Path(r).expanduser() != configured and not paths.is_allowed(r):
             st.error(ERR_NOT_ALLOWED.format(path=r, roots=roots))
-        elif r and not Path(r).expanduser().parent.is_dir():
+        elif not Path(r).expanduser().parent.is_dir():
             st.error(ERR_NO_RESULTS_DIR.format(path=Path(r).parent))
-        elif r:
+        else:
             st.session_state["fp_results_path"] = str(Path(r).expanduser())
 
 
 def setup_page(title: str, icon: str = "✂️") -> None:
-    """Page config, styles and the sidebar's store locations."""
+    """Page config, styles, the sign-in gate, the sidebar's identity and store locations."""
     st.set_page_config(page_title=f"{title} · fairprune", page_icon=icon, layout="wide")
     # a run that brings the session to this page (a new tab, or a switch from another page)
     st.session_state["_fp_arrived"] = st.session_state.get("_fp_page") != title
     st.session_state["_fp_page"] = title
     st.markdown(CSS, unsafe_allow_html=True)
+    # app.py gates before a page runs; again here, for a page script run on its own
+    identity.gate()
     with st.sidebar:
-        _store_picker()
+        identity.sidebar()
+        if identity.may("operate"):  # pointing the dashboard at other stores is an operator's
+            _store_picker()
         st.caption(f"Models: `{models_dir()}`")
-        st.caption(f"Results: `{results_path()}`")
+        st.caption(f"Results: `{paths.display_location(results_path())}`")
 
 
 # The browser builds every element a run has sent before it draws the first chart, and a new

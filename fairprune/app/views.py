@@ -351,10 +351,11 @@ def decisions_display(
     decisions: pd.DataFrame, cells: pd.DataFrame, sweeps: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """Review decisions worded for a page or the report, oldest first: time (UTC), what they are
-    about (the sweep's or model's name, else its id/hash), decision, reviewer, comment, subject."""
+    about (the sweep's or model's name, else its id/hash), decision, reviewer, the reviewer's
+    email (decisions signed in), comment, subject."""
     if decisions.empty:
-        return pd.DataFrame(columns=["time (UTC)", "about", "decision", "reviewer", "comment",
-                                     "subject"])  # fmt: skip
+        return pd.DataFrame(columns=["time (UTC)", "about", "decision", "reviewer", "email",
+                                     "comment", "subject"])  # fmt: skip
     decisions = decisions.reset_index(drop=True)
     names = _subject_names(cells, sweeps)
     about = [
@@ -367,6 +368,7 @@ def decisions_display(
             "about": about,
             "decision": decisions["decision"],
             "reviewer": decisions["reviewer"],
+            "email": _column(decisions, "reviewer_email"),
             "comment": decisions["comment"],
             "subject": decisions["subject"],
         }
@@ -374,9 +376,18 @@ def decisions_display(
 
 
 DECISION_CSV_COLUMNS = [
-    "sweep_decision", "sweep_decided_by", "sweep_decided_at", "sweep_decision_comment",
-    "model_decision", "model_decided_by", "model_decided_at", "model_decision_comment",
+    "sweep_decision", "sweep_decided_by", "sweep_decided_by_email", "sweep_decided_at",
+    "sweep_decision_comment",
+    "model_decision", "model_decided_by", "model_decided_by_email", "model_decided_at",
+    "model_decision_comment",
 ]  # fmt: skip
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """``frame[name]``, or empty strings for a table from before the column existed."""
+    if name in frame.columns:
+        return frame[name].fillna("").astype(str)
+    return pd.Series([""] * len(frame), index=frame.index, dtype=object)
 
 
 def with_decisions(long: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
@@ -384,13 +395,36 @@ def with_decisions(long: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
     (``DECISION_CSV_COLUMNS``, empty where none): what the CSV download carries. The whole
     history stays in the store (``python -m fairprune decisions``)."""
     out = long.copy()
+    decisions = decisions.assign(reviewer_email=_column(decisions, "reviewer_email"))
     latest = decisions.sort_values("id").groupby(["kind", "subject"]).tail(1)
     for kind, col in (("sweep", "sweep_id"), ("model", "model_hash")):
         last = latest[latest["kind"] == kind].set_index("subject")
         for field, name in (("decision", "decision"), ("reviewer", "decided_by"),
-                            ("created", "decided_at"), ("comment", "decision_comment")):  # fmt: skip
+                            ("reviewer_email", "decided_by_email"), ("created", "decided_at"),
+                            ("comment", "decision_comment")):  # fmt: skip
             out[f"{kind}_{name}"] = out[col].map(last[field]).fillna("") if len(out) else ""
     return out
+
+
+ACTION_DISPLAY_COLUMNS = ["time (UTC)", "action", "subject", "by", "email", "detail"]
+
+
+def actions_display(actions: pd.DataFrame) -> pd.DataFrame:
+    """Operator actions (``ResultsStore.actions``) worded for a page or the report, newest
+    first: time (UTC), action, subject, by (the actor), email, detail."""
+    if actions.empty:
+        return pd.DataFrame(columns=ACTION_DISPLAY_COLUMNS)
+    actions = actions.sort_values("id", ascending=False).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "time (UTC)": actions["created"].astype(str).str.replace("T", " ").str.rstrip("Z"),
+            "action": actions["action"],
+            "subject": actions["subject"],
+            "by": actions["actor"],
+            "email": _column(actions, "actor_email"),
+            "detail": _column(actions, "detail"),
+        }
+    )
 
 
 def sweep_label(sweeps: pd.DataFrame, sweep_id: str) -> str:

@@ -16,6 +16,7 @@ This module imports nothing heavy: the thread imports the backend.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from pathlib import Path
@@ -27,6 +28,28 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _threads: dict[tuple[str, str], threading.Thread] = {}
 THREAD_NAME = "fairprune-warmup"
+# A process must not exit while the thread is inside Torch: tearing down Torch's thread pools
+# under a running daemon thread aborts the interpreter ("terminate called without an active
+# exception", exit status 134, seen at the end of a pytest run). At exit the thread is asked to
+# stop after the step it is in, and waited for up to this many seconds.
+EXIT_WAIT_S = 60.0
+_stop = threading.Event()
+
+
+class _Stopped(Exception):
+    """The process is exiting: the warm-up ends after the step it was in."""
+
+
+def _check() -> None:
+    if _stop.is_set():
+        raise _Stopped
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    _stop.set()
+    for thread in list(_threads.values()):
+        thread.join(EXIT_WAIT_S)
 
 
 class _QuietThread(logging.Filter):
@@ -48,19 +71,22 @@ def start(results: str | Path | None = None, models: str | Path | None = None):
 
     Parameters
     ----------
-    results, models : path, optional
-        The results store and models folder (default: the configured ones, what a session that
-        has not changed the sidebar's store locations looks at).
+    results : path or str, optional
+        The results store (a file, or a PostgreSQL URL); default: the configured one, what a
+        session that has not changed the sidebar's store locations looks at.
+    models : path, optional
+        The models folder (default: the configured one).
 
     Returns
     -------
     threading.Thread or None
-        The warm-up's daemon thread; None when the results store does not exist (nothing to warm,
-        and the empty Overview must stay light).
+        The warm-up's daemon thread; None when the results file does not exist (nothing to warm,
+        and the empty Overview must stay light). A database server's store is always warmed: an
+        empty one returns at once.
     """
-    results = Path(results) if results else paths.results_path()
+    results = paths.as_location(results) if results else paths.results_location()
     models = Path(models) if models else paths.models_dir()
-    if not results.is_file():
+    if not paths.is_store_url(results) and not results.is_file():
         return None
     key = (str(results), str(models))
     with _lock:
@@ -73,15 +99,17 @@ def start(results: str | Path | None = None, models: str | Path | None = None):
     return thread
 
 
-def _run(results: Path, models: Path) -> None:
+def _run(results: str | Path, models: Path) -> None:
     logging.getLogger(_NOISY).addFilter(_QuietThread())
     try:
         warm(results, models)
+    except _Stopped:
+        log.info("dashboard warm-up stopped: the process is exiting")
     except Exception:  # the pages compute what is missing themselves
         log.warning("dashboard warm-up stopped early", exc_info=True)
 
 
-def warm(results: Path, models: Path) -> list[str]:
+def warm(results: str | Path, models: Path) -> list[str]:
     """Compute the default views' cached values, in the order the pages are likely visited.
 
     Only the configured store and models folder are warmed (the pages' helpers read the
@@ -96,12 +124,15 @@ def warm(results: Path, models: Path) -> list[str]:
     """
     from fairprune.app import ui
 
-    if Path(ui.results_path()) != Path(results) or Path(ui.models_dir()) != Path(models):
+    same = str(ui.results_path()) == str(paths.as_location(results))
+    if not same or Path(ui.models_dir()) != Path(models):
         return []
     done: list[str] = []
     if _sweep_views(done) is None:
         return done
+    _check()
     _dataset_views(done)
+    _check()
     _methods_views(done)
     log.info("dashboard warm-up done: %s", ", ".join(done))
     return done
@@ -123,13 +154,16 @@ def _sweep_views(done: list[str]) -> str | None:
     tables.long_table(sweep_id)
     tables.cells_table(sweep_id)
     pair = _default_pair(sweep_id, keys)
+    _check()
     if tables.is_methods_sweep(sweep_id):
         tables.methods_gap_chart(sweep_id)
     else:
         tables.sweep_chart(sweep_id, pair=pair)
     done.append("overview chart")
+    _check()
     tables.headline_text(sweep_id, *pair)
     done.append("findings")
+    _check()
     tables.sweep_figures(sweep_id)
     done.append("sweep charts")
     return sweep_id
@@ -168,9 +202,11 @@ def _dataset_views(done: list[str]) -> None:
             [loaders.stored_n_boots(by_name[n], bundle) for n in chosen]
         )
         for name in chosen:
+            _check()
             rec = by_name[name]
             loaders.audit_cached(rec.sha256, bundle.fingerprint, False, n_boot, rec, bundle)
         if len(chosen) == 2:
+            _check()
             loaders.paired(by_name[chosen[0]], by_name[chosen[1]], bundle)
         done.append("audit")
     own = [r for r in loaders.model_records(bundle.name) if r.num_classes == bundle.num_classes]
@@ -178,7 +214,9 @@ def _dataset_views(done: list[str]) -> None:
     if dense:
         children = choices.pruned_children([r for r in own if r.kind == "pruned"], dense[0])
         if children:
+            _check()
             loaders.predictions(dense[0])
+            _check()
             loaders.predictions(children[0])
             done.append("forgotten")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import math
@@ -163,7 +164,12 @@ def preset_slugs() -> dict[str, str]:
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", default=None, help="model store folder (default: models/)")
-    p.add_argument("--results", default=None, help="SQLite results file (default: data/)")
+    p.add_argument(
+        "--results",
+        default=None,
+        help="results store: an SQLite file (default: data/results.sqlite, or FAIRPRUNE_RESULTS) "
+        "or postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (a password is better in ~/.pgpass)",
+    )
 
 
 def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -201,7 +207,9 @@ def parse_options(items: Sequence[str]) -> dict:
     return out
 
 
-def store_paths(args) -> tuple[Path, Path]:
+def store_paths(args) -> tuple[Path, str | Path]:
+    """The models folder (created) and the results store: a file ``Path`` or a PostgreSQL URL
+    (a str: never through ``Path()``, which would collapse its ``//``)."""
     models = Path(args.models_dir) if args.models_dir else paths.models_dir()
     try:
         models.mkdir(parents=True, exist_ok=True)
@@ -212,8 +220,17 @@ def store_paths(args) -> tuple[Path, Path]:
                 what="models folder", path=str(models)[:200], reason=reason, flag="models-dir"
             )
         ) from None
-    results = Path(args.results) if args.results else paths.results_path()
+    results = paths.as_location(args.results) if args.results else paths.results_location()
     return models, results
+
+
+def cli_actor() -> str:
+    """Who an operator action from this command line is recorded as: the OS user's login name."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no LOGNAME/USER and no passwd entry (a bare container)
+        user = f"uid {os.getuid()}"
+    return f"{user} (command line)"
 
 
 def load_bundle(args):

@@ -1,10 +1,11 @@
-"""Commands that read: ``audit``, ``models``, ``data summary``, ``summary``, ``decisions`` (and
-``decide``, which appends one review decision)."""
+"""Commands that read: ``audit``, ``models``, ``data summary``, ``summary``, ``decisions``,
+``actions`` (and ``decide``, which appends one review decision)."""
 
 from __future__ import annotations
 
 import json
 
+from fairprune import paths
 from fairprune.cli.common import (
     add_data_args,
     add_store_args,
@@ -122,7 +123,7 @@ def cmd_decisions(args) -> int:
         print(json.dumps(df.to_dict(orient="records"), indent=1))
         return 0
     if df.empty:
-        print(f"no review decisions in {results}; record one on the dashboard (Overview, Audit "
+        print(f"no review decisions in {paths.display_location(results)}; record one on the dashboard (Overview, Audit "
               "side by side, Report) or with `python -m fairprune decide`.")  # fmt: skip
         return 0
     print_table(df)
@@ -136,15 +137,32 @@ def cmd_decide(args) -> int:
     kind = args.kind or ("sweep" if args.subject.startswith("sw-") else "model")
     row = ResultsStore(results).record_decision(
         subject=args.subject, kind=kind, decision=args.decision, reviewer=args.reviewer,
-        comment=args.comment,
+        reviewer_email=args.reviewer_email, comment=args.comment,
     )  # fmt: skip
     print(f"recorded #{row['id']}: {row['decision']} on {kind} {row['subject']} by "
           f"{row['reviewer']} at {row['created']}")  # fmt: skip
     return 0
 
 
+def cmd_actions(args) -> int:
+    from fairprune.sweep.results import ResultsStore
+
+    _, results = store_paths(args)
+    df = ResultsStore(results).actions(limit=args.limit)
+    if args.json:
+        print(json.dumps(df.to_dict(orient="records"), indent=1))
+        return 0
+    if df.empty:
+        print(f"no operator actions in {paths.display_location(results)}; sweeps started or "
+              "cancelled and models added or removed are listed here.")  # fmt: skip
+        return 0
+    print_table(df)
+    return 0
+
+
 def register(sub) -> None:
-    """Add ``audit``, ``models`` and ``data summary`` to the sub-command parsers."""
+    """Add ``audit``, ``summary``, ``decisions``, ``decide``, ``actions``, ``models`` and
+    ``data summary`` to the sub-command parsers."""
     from fairprune.nets.architectures import ARCHITECTURES
 
     p = sub.add_parser("audit", help="evaluate checkpoints per group on a dataset")
@@ -213,10 +231,21 @@ def register(sub) -> None:
     p.add_argument("subject", help="a sweep id (sw-…) or a model's SHA-256")
     p.add_argument("--decision", required=True, choices=DECISIONS)
     p.add_argument("--reviewer", required=True, help="who decides")
+    p.add_argument("--reviewer-email", default="", help="their email (the dashboard's sign-in "
+                   "fills it from the identity provider)")  # fmt: skip
     p.add_argument("--comment", default="")
     p.add_argument("--kind", choices=DECISION_KINDS, default=None,
                    help="default: sweep for sw-… ids, model otherwise")  # fmt: skip
     p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser(
+        "actions", help="list operator actions (append-only): sweeps started and cancelled, "
+        "models added and removed, with who and when, oldest first",
+    )  # fmt: skip
+    add_store_args(p)
+    p.add_argument("--limit", type=positive_int, default=None, help="only the newest N")
+    p.add_argument("--json", action="store_true", help="a JSON list")
+    p.set_defaults(func=cmd_actions)
 
     p = sub.add_parser("models", help="list the model store")
     add_store_args(p)

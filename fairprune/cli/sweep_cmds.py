@@ -18,6 +18,7 @@ from fairprune.cli.common import (
     add_pw_args,
     add_store_args,
     boot_int,
+    cli_actor,
     constrained_options,
     fair_prune_options,
     log,
@@ -40,6 +41,54 @@ ERR_DEMO_LEVEL = "the demo has no FLOPs level {value:g}; its levels are: {levels
 ERR_FIGURE_FOLDER = "cannot write the figure to {path} ({reason}); choose another folder (--out)."
 
 
+def run_recorded(config, *, store, models, dense_sha: str, command: str, **kwargs) -> str:
+    """``run_sweep`` with the operator's actions in the store's log: "sweep started" once the
+    sweep holds its lock and has cells to run, "sweep cancelled" on Ctrl-C (a SIGKILL leaves no
+    record; rerunning resumes and records a new start).
+
+    Parameters
+    ----------
+    config : SweepConfig
+    store : ResultsStore
+    models : path
+    dense_sha : str
+        The dense checkpoint's content hash (the sweep id is ``sweep_id_for(config, dense_sha)``).
+    command : str
+        The command that runs it (``sweep``, ``demo``, ``reproduce``), for the action's detail.
+    **kwargs
+        ``run_sweep``'s other arguments (``progress`` included).
+    """
+    from fairprune.sweep.grid import sweep_id_for
+    from fairprune.sweep.runner import run_sweep
+
+    sweep_id = sweep_id_for(config, dense_sha)
+    actor = cli_actor()
+    shown = kwargs.pop("progress", None) or (lambda done, total, info: None)
+    started: list[bool] = []
+
+    def progress(done: int, total: int, info: str) -> None:
+        # run_sweep's first report: the sweep is registered, its cells planned (a sweep with
+        # nothing left to run started nothing)
+        if not started and done < total:
+            started.append(True)
+            where = getattr(kwargs.get("executor"), "name", None) or "serial"
+            detail = f"{command}: {info} ({where}; {done} of {total} stored)"
+            store.record_action(
+                actor=actor, action="sweep started", subject=sweep_id, detail=detail
+            )
+        shown(done, total, info)
+
+    try:
+        return run_sweep(config, store=store, models_dir=models, progress=progress, **kwargs)
+    except KeyboardInterrupt:
+        if started:
+            detail = f"{command}: interrupted (Ctrl-C); finished cells are kept"
+            store.record_action(
+                actor=actor, action="sweep cancelled", subject=sweep_id, detail=detail
+            )
+        raise
+
+
 def cmd_demo(args) -> int:
     from fairprune.demo import (
         CONTROL_PRESET,
@@ -50,7 +99,7 @@ def cmd_demo(args) -> int:
     )
     from fairprune.sweep.distributed import make_executor
     from fairprune.sweep.results import ResultsStore
-    from fairprune.sweep.runner import run_sweep, summary_table
+    from fairprune.sweep.runner import summary_table
 
     models, results = store_paths(args)
     preset = CONTROL_PRESET if args.control else DEMO_PRESET
@@ -75,17 +124,19 @@ def cmd_demo(args) -> int:
         config = demo_sweep_config(record.path, pair=args.criteria, arms=args.arms, preset=preset)
     only = _demo_only(config, args.only_seeds, args.only_levels)
     executor = make_executor(args.executor, workers=args.workers)
-    sweep_id = run_sweep(
-        config, store=store, models_dir=models, progress=bar, only=only, executor=executor
-    )
+    sweep_id = run_recorded(
+        config, store=store, models=models, dense_sha=record.sha256, command="demo", progress=bar,
+        only=only, executor=executor,
+    )  # fmt: skip
     bar.close()
+    shown = paths.display_location(results)
     if args.methods:
         from fairprune.sweep.methods import methods_table, methods_text
 
-        print(f"dense model: {record.path}  results: {results}  sweep: {sweep_id}")
+        print(f"dense model: {record.path}  results: {shown}  sweep: {sweep_id}")
         print(methods_text(methods_table(store, sweep_id)))
         return 0
-    print(f"dense model: {record.path}  results: {results}  sweep: {sweep_id}")
+    print(f"dense model: {record.path}  results: {shown}  sweep: {sweep_id}")
     print("test accuracy per skin-tone group, mean over seeds (gap = max - min, accuracy units):")
     print_table(summary_table(store, sweep_id))
     if only is None:
@@ -118,9 +169,11 @@ def _demo_only(config, seeds, levels):
 def cmd_sweep(args) -> int:
     from fairprune.config import FinetuneConfig, PruneConfig, SweepConfig
     from fairprune.loss import PW_PRESETS
+    from fairprune.nets.imports import load_model
     from fairprune.sweep.distributed import make_executor
+    from fairprune.sweep.grid import validate_sweep
     from fairprune.sweep.results import ResultsStore
-    from fairprune.sweep.runner import run_sweep, summary_table
+    from fairprune.sweep.runner import summary_table
 
     models, results = store_paths(args)
     w_min, gamma = args.w_min, args.gamma
@@ -153,11 +206,14 @@ def cmd_sweep(args) -> int:
     executor = make_executor(
         args.executor, workers=args.workers, address=args.address, gpus_per_cell=args.gpus_per_cell
     )  # bad --workers/--gpus-per-cell fail here, before anything runs
+    validate_sweep(cfg)
+    _, dense = load_model(cfg.dense_model)  # its hash names the sweep (the action's subject)
     store = ResultsStore(results)
     bar = TqdmProgress("sweep")
-    sweep_id = run_sweep(cfg, store=store, models_dir=models, progress=bar, executor=executor)
+    sweep_id = run_recorded(cfg, store=store, models=models, dense_sha=dense.sha256,
+                            command="sweep", progress=bar, executor=executor)  # fmt: skip
     bar.close()
-    print(f"sweep {sweep_id} -> {results}")
+    print(f"sweep {sweep_id} -> {paths.display_location(results)}")
     print_table(summary_table(store, sweep_id))
     return 0
 
@@ -166,7 +222,8 @@ def cmd_export(args) -> int:
     from fairprune.sweep.results import ResultsStore
 
     _, results = store_paths(args)
-    if not os.path.isfile(results):  # reading must not create an empty store
+    # reading must not create an empty store file (a server's store is its database: it exists)
+    if not paths.is_store_url(results) and not os.path.isfile(results):
         raise FairpruneError(ERR_NO_STORE.format(path=results))
     out = writable_file(args.out, "out")  # before any work: not a folder, FIFO or device
     store = ResultsStore(results)
@@ -187,7 +244,7 @@ def cmd_reproduce(args) -> int:
     from fairprune.nets.checkpoint import list_models, save_dense_model
     from fairprune.reproduce import get_experiment, quick, sweep_config
     from fairprune.sweep.results import ResultsStore
-    from fairprune.sweep.runner import run_sweep, summary_table
+    from fairprune.sweep.runner import summary_table
     from fairprune.train import train_dense
 
     models, results = store_paths(args)
@@ -218,7 +275,8 @@ def cmd_reproduce(args) -> int:
     cfg = sweep_config(exp, dense_path=record.path, data_root=args.data_root, device=args.device)
     store = ResultsStore(results)
     bar = TqdmProgress("sweep")
-    sweep_id = run_sweep(cfg, store=store, models_dir=models, progress=bar)
+    sweep_id = run_recorded(cfg, store=store, models=models, dense_sha=record.sha256,
+                            command="reproduce", progress=bar)  # fmt: skip
     bar.close()
     out_dir = Path(args.out or paths.data_dir() / "figures")
     fig = accuracy_vs_reduction(store.export_long(sweep_id))

@@ -97,6 +97,44 @@ def test_report_lists_every_decision_oldest_first():
     assert "Review decisions" not in build_report(long, _cells(long))  # not asked for
 
 
+ACTIONS = pd.DataFrame(
+    {"id": [1, 2], "created": ["2026-03-04T05:06:07Z", "2026-03-04T06:00:00Z"],
+     "actor": ["Otto", "Otto"], "actor_email": ["otto@example.org", "otto@example.org"],
+     "action": ["sweep started", "model removed"], "subject": ["sw-1", "m3"],
+     "detail": ["4 cells", "m3.safetensors, m3.json"]}
+)  # fmt: skip
+
+
+def test_report_lists_operator_actions_newest_first_with_who_signed_them():
+    from fairprune.app.report import with_actions
+
+    long = make_long(CELLS)
+    decisions = _signed_decisions()
+    html = build_report(long, _cells(long), decisions=decisions, actions=ACTIONS)
+    assert html.endswith("</body></html>")
+    assert html.index("<h2>Operator actions</h2>") > html.index("<h2>Review decisions</h2>")
+    cell = r"\s*<td>([^<]+)</td>"
+    rows = re.findall(r"<tr>\s*<td>(2026-03-04 [0-9:]+)</td>\s*<td>(sweep started|model removed)"
+                      rf"</td>{cell}{cell}{cell}", html)  # fmt: skip
+    assert rows == [
+        ("2026-03-04 06:00:00", "model removed", "m3", "Otto", "otto@example.org"),
+        ("2026-03-04 05:06:07", "sweep started", "sw-1", "Otto", "otto@example.org"),
+    ]
+    assert "<td>rhea@example.org</td>" in html  # the decision's signer
+    # the page adds the log to a built (cached) report at its end
+    built = build_report(long, _cells(long), decisions=decisions)
+    assert "Operator actions" not in built
+    added = with_actions(built, ACTIONS.iloc[:0])
+    assert added.endswith("</body></html>") and "No operator action has been recorded yet." in added
+
+
+def _signed_decisions() -> pd.DataFrame:
+    """The views test's decisions; one signed in (schema 4's reviewer_email)."""
+    from tests.app.test_views import DECISIONS
+
+    return DECISIONS.assign(reviewer_email=["", "", "rhea@example.org", ""])
+
+
 def test_report_carries_the_methods_table(methods_store):
     from fairprune.sweep.methods import methods_display, methods_table
     from fairprune.sweep.results import ResultsStore
