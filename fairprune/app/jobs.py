@@ -169,11 +169,13 @@ def start_sweep(
     """
     from fairprune import auth
     from fairprune.app import identity
+
+    # refused before anything heavy is imported: a viewer's forged click costs nothing
+    auth.require(identity.current(), "operate", what="start a sweep")
     from fairprune.nets.imports import load_model
     from fairprune.sweep.grid import sweep_id_for, validate_sweep
     from fairprune.sweep.results import ResultsStore
 
-    auth.require(identity.current(), "operate", what="start a sweep")
     validate_sweep(config)  # bad grids fail here, in the caller, not in the thread
     executor, where = _executor(run_on, workers, address, gpus_per_cell)
     _model, record = load_model(config.dense_model)

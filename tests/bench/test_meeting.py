@@ -1,5 +1,6 @@
 """bench/meeting.py: Streamlit's websocket protocol against a real dashboard server."""
 
+import json
 import time
 
 import pytest
@@ -32,10 +33,15 @@ def test_two_sessions_one_round_each_run_finishes_after_its_first_chart(store_en
 def test_sweep_request_is_the_newest_sweep_on_a_new_seed_at_the_sweep_niceness(store_env):
     from fairprune.config import SweepConfig, config_from_dict
     from fairprune.sweep.grid import sweep_id_for
+    from fairprune.sweep.results import ResultsStore
 
+    # other tests add sweeps to the shared store: the request follows whichever is newest
+    sweeps = ResultsStore(store_env["results"]).sweeps().sort_values("created")
+    newest = config_from_dict(SweepConfig, json.loads(sweeps["config_json"].iloc[-1]))
     request = meeting.sweep_request(store_env["results"], store_env["models"])
     config = config_from_dict(SweepConfig, request["config"])
-    assert config.seeds == (1,) and config.criteria == ("l1",) and config.reductions == (0.5, 0.9)
+    assert config.seeds == (max(newest.seeds) + 1,)
+    assert (config.criteria, config.reductions) == (newest.criteria, newest.reductions)
     assert config.dense_model == str(store_env["models"] / "synthderm-demo_cnn-dense.safetensors")
     assert (
         request["key"] == sweep_id_for(config, store_env["dense"].sha256) != store_env["sweep_id"]
