@@ -17,6 +17,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,9 +170,25 @@ def journal_mode(conn: Connection, kind: str) -> str | None:
     return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar_one()).lower()
 
 
-def use_wal(conn: Connection) -> None:
-    """Switch an SQLite file to WAL (outside any transaction: it needs an exclusive lock)."""
-    conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+def use_wal(conn: Connection, wait: float = 60.0) -> None:
+    """Switch an SQLite file to WAL (outside any transaction: it needs an exclusive lock).
+
+    SQLite can answer "database is locked" at once, without its busy timeout, while another
+    process creates the same new file: wait and retry (the other process may switch it first).
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+            return
+        except sa.exc.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+        if journal_mode(conn, SQLITE) == "wal":
+            return
 
 
 def lock_schema(conn: Connection, kind: str) -> None:
