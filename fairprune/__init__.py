@@ -8,8 +8,9 @@ fairlearn and plotly.
 # ruff: noqa: F401
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from fairprune.utils import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -96,14 +97,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fairprune' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import math
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,3 +103,38 @@ def env_number(name: str) -> float | None:
         log.warning("%s=%r is not a number; using the default", name, raw)
         return None
     return value
+
+
+def lazy_exports(
+    package: str, exports: Mapping[str, str], namespace: dict
+) -> tuple[Callable, Callable]:
+    """A package's PEP 562 ``__getattr__`` and ``__dir__`` for names imported on first use.
+
+    Parameters
+    ----------
+    package : str
+        The package's ``__name__`` (for the error message).
+    exports : mapping of str to str
+        Each public name → the module that defines it.
+    namespace : dict
+        The package's ``globals()``: a name, once imported, is stored there, so the next lookup
+        does not come back here.
+
+    Returns
+    -------
+    (__getattr__, __dir__)
+        Assign both in the package's ``__init__``; ``__dir__`` lists ``__all__`` too.
+    """
+
+    def __getattr__(name: str):
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace) | set(namespace.get("__all__", ())))
+
+    return __getattr__, __dir__

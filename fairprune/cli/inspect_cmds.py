@@ -119,15 +119,9 @@ def cmd_decisions(args) -> int:
 
     _, results = store_paths(args)
     df = ResultsStore(results).decisions(sweep_id=args.sweep)
-    if args.json:
-        print(json.dumps(df.to_dict(orient="records"), indent=1))
-        return 0
-    if df.empty:
-        print(f"no review decisions in {paths.display_location(results)}; record one on the dashboard (Overview, Audit "
-              "side by side, Report) or with `python -m fairprune decide`.")  # fmt: skip
-        return 0
-    print_table(df)
-    return 0
+    return _print_log(df, args.json, f"no review decisions in {paths.display_location(results)}; "
+                      "record one on the dashboard (Overview, Audit side by side, Report) or with "
+                      "`python -m fairprune decide`.")  # fmt: skip
 
 
 def cmd_decide(args) -> int:
@@ -149,14 +143,18 @@ def cmd_actions(args) -> int:
 
     _, results = store_paths(args)
     df = ResultsStore(results).actions(limit=args.limit)
-    if args.json:
+    return _print_log(df, args.json, f"no operator actions in {paths.display_location(results)}; "
+                      "sweeps started or cancelled and models added or removed are listed here.")  # fmt: skip
+
+
+def _print_log(df, as_json: bool, empty: str) -> int:
+    """An append-only log (decisions, actions): JSON records, a table, or ``empty``."""
+    if as_json:
         print(json.dumps(df.to_dict(orient="records"), indent=1))
-        return 0
-    if df.empty:
-        print(f"no operator actions in {paths.display_location(results)}; sweeps started or "
-              "cancelled and models added or removed are listed here.")  # fmt: skip
-        return 0
-    print_table(df)
+    elif df.empty:
+        print(empty)
+    else:
+        print_table(df)
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from fairprune.data.files import clip
 from fairprune.data.options import check_options, check_seed
 from fairprune.errors import FairpruneError
+from fairprune.utils import lazy_exports
 
 if TYPE_CHECKING:
     from fairprune.data.base import DatasetBundle, SplitData, subset, summarize
@@ -199,14 +200,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

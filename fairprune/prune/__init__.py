@@ -13,8 +13,9 @@ criterion names does not pull in Torch through this ``__init__``.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from fairprune.utils import lazy_exports
 
 if TYPE_CHECKING:
     from fairprune.prune.context import PruneContext, PruneResult
@@ -53,14 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -8,8 +8,9 @@ Names are resolved on first use (PEP 562): a page that reads the store
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from fairprune.utils import lazy_exports
 
 if TYPE_CHECKING:
     from fairprune.sweep.grid import (
@@ -51,14 +52,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
