@@ -3,6 +3,7 @@
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -97,6 +98,17 @@ def methods_env(methods_store, monkeypatch):
 def store_env(demo_store, monkeypatch):
     """Point fairprune (and the pages) at the fixture store."""
     return _point_at(demo_store, monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _no_warmup_outlives_its_test(monkeypatch):
+    """Stop the dashboard's warm-up threads a test's pages started before the test's settings
+    are undone (it depends on ``monkeypatch`` so that it ends first): a thread still warming
+    would read the next test's store location and create its file."""
+    yield
+    warmup = sys.modules.get("fairprune.app.warmup")
+    if warmup is not None:
+        warmup.stop()
 
 
 @pytest.fixture

@@ -45,11 +45,21 @@ def _check() -> None:
         raise _Stopped
 
 
-@atexit.register
-def _stop_at_exit() -> None:
+def stop(timeout: float = EXIT_WAIT_S) -> None:
+    """Stop every warm-up thread after the step it is in and wait for it; a later ``start``
+    starts afresh. Called at exit, and by the tests between two tests: a thread still warming
+    the previous test's store would otherwise read the next test's configured store (the pages'
+    helpers read the configuration at each call) and create its file."""
     _stop.set()
-    for thread in list(_threads.values()):
-        thread.join(EXIT_WAIT_S)
+    with _lock:
+        threads = list(_threads.values())
+        _threads.clear()
+    for thread in threads:
+        thread.join(timeout)
+    _stop.clear()
+
+
+atexit.register(stop)
 
 
 class _QuietThread(logging.Filter):
@@ -104,7 +114,7 @@ def _run(results: str | Path, models: Path) -> None:
     try:
         warm(results, models)
     except _Stopped:
-        log.info("dashboard warm-up stopped: the process is exiting")
+        log.info("dashboard warm-up stopped (the process is exiting, or a test ended)")
     except Exception:  # the pages compute what is missing themselves
         log.warning("dashboard warm-up stopped early", exc_info=True)
 

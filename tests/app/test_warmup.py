@@ -89,6 +89,33 @@ def test_warmup_starts_one_daemon_thread_per_store(store_env, monkeypatch):
     assert calls == [store_env["results"]]
 
 
+def test_stop_ends_a_running_warmup_after_its_step_and_a_later_start_runs_afresh(
+    store_env, monkeypatch
+):
+    import threading
+    import time
+
+    steps, entered = [], threading.Event()
+
+    def warm(results, models):  # a warm-up of many steps, as the real one checks between them
+        entered.set()
+        for i in range(600):
+            warmup._check()
+            steps.append(i)
+            time.sleep(0.05)
+
+    monkeypatch.setattr(warmup, "warm", warm)
+    monkeypatch.setattr(warmup, "_threads", {})
+    first = warmup.start(store_env["results"], store_env["models"])
+    assert entered.wait(10)
+    warmup.stop(timeout=10)
+    assert not first.is_alive() and len(steps) < 600 and warmup._threads == {}
+    second = warmup.start(store_env["results"], store_env["models"])
+    assert second is not first and second.is_alive()  # the stop flag was cleared
+    warmup.stop(timeout=10)
+    assert not second.is_alive()
+
+
 def test_warmup_of_another_store_than_the_configured_one_stops_at_once(store_env, tmp_path):
     ResultsStore(tmp_path / "other.sqlite")
     assert warmup.warm(tmp_path / "other.sqlite", store_env["models"]) == []
