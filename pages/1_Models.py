@@ -4,19 +4,11 @@ import pandas as pd
 import streamlit as st
 
 from fairprune.app import identity, loaders, ui
-from fairprune.app.api import (
-    ARCHITECTURES,
-    MAX_UPLOAD_BYTES,
-    MAX_UPLOAD_ONNX_BYTES,
-    add_by_path,
-    import_onnx,
-    import_upload,
-    load_for_audit,
-    record_to_row,
-    removable_files,
-    remove_model,
-    store_file,
-)
+from fairprune.nets.manifest import record_to_row
+
+# The model table is drawn before anything imports Torch (the listing and its rows are
+# torch-free): on a just-started server it is the page's first content. Adding, removing and
+# measuring models import the backend (``fairprune.app.api``) when their sections run.
 
 OPERATORS_ONLY = "Adding and removing models is for operators; your role reads the store."
 
@@ -83,6 +75,17 @@ def body() -> None:
 
 def add_section(bundle) -> None:
     """Upload a model, or add one already in the models folder (operators)."""
+    from fairprune.app.api import (
+        ARCHITECTURES,
+        MAX_UPLOAD_BYTES,
+        MAX_UPLOAD_ONNX_BYTES,
+        add_by_path,
+        import_onnx,
+        import_upload,
+        load_for_audit,
+        store_file,
+    )
+
     st.header("Add a model")
     st.caption(
         f"Models are added for the current dataset, **{bundle.title}** ({bundle.num_classes} classes, "
@@ -159,6 +162,8 @@ def add_section(bundle) -> None:
 
 def remove_section(listed) -> None:
     """Delete a model's files from the store, after a confirmation (operators)."""
+    from fairprune.app.api import removable_files, remove_model
+
     st.header("Remove a model")
     done = st.session_state.pop("models_removed", None)
     if done:

@@ -44,6 +44,7 @@ def test_package_inits_and_the_criteria_table_import_nothing_heavy(module):
 
 def test_lazy_exports_resolve_to_the_modules_names():
     import fairprune.nets.checkpoint
+    import fairprune.nets.listing
     import fairprune.prune.registry
     import fairprune.sweep.results
     from fairprune import nets, prune, sweep
@@ -52,6 +53,7 @@ def test_lazy_exports_resolve_to_the_modules_names():
     assert prune.CRITERIA is CRITERIA is fairprune.prune.registry.CRITERIA
     assert sweep.ResultsStore is fairprune.sweep.results.ResultsStore
     assert nets.list_models is fairprune.nets.checkpoint.list_models
+    assert nets.list_models is fairprune.nets.listing.list_models
     for package in (nets, prune, sweep):
         assert all(getattr(package, name) is not None for name in package.__all__)
     with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
@@ -81,3 +83,20 @@ def test_the_criteria_table_builds_each_criterion_on_first_use():
     importance = CRITERIA["l2"].prune.importance()
     assert type(importance).__name__ == "GroupMagnitudeImportance" and importance.p == 2
     assert [n for n in CRITERIA if is_unstructured(n)] == ["unstructured", "fairgrape", "fairprune"]
+
+
+def test_the_models_page_lists_the_store_and_draws_its_table_without_torch(demo_store):
+    """The Models page's first content (the table of checkpoints) is listed and laid out before
+    anything imports Torch: on a just-started server it is drawn in milliseconds."""
+    code = (
+        "import json, sys\n"
+        "from fairprune.nets.listing import list_models\n"
+        "from fairprune.nets.manifest import record_to_row\n"
+        f"rows = [record_to_row(r) for r in list_models({str(demo_store['models'])!r})]\n"
+        f"print(json.dumps([len(rows), [h for h in {HEAVY!r} if h in sys.modules]]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)  # fmt: skip
+    n, heavy = json.loads(out.stdout.strip().splitlines()[-1])
+    assert n == len(list(demo_store["models"].glob("*.safetensors"))) and heavy == []
+

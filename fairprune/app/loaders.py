@@ -164,7 +164,7 @@ def audit_cached(
 
 def model_records(dataset_name: str | None = None):
     """Checkpoints in the model store, optionally only those made for one dataset."""
-    from fairprune.nets.checkpoint import list_models
+    from fairprune.nets.listing import list_models  # no Torch: the Models page's first table
 
     records = list_models(models_dir())
     if dataset_name:
@@ -174,9 +174,12 @@ def model_records(dataset_name: str | None = None):
 
 def onnx_records():
     """The ``.onnx`` classifiers in the model store (audit only; ``kind == "onnx"``)."""
+    folder = models_dir()
+    if not folder.is_dir() or not any(folder.glob("*.onnx")):
+        return []  # onnxruntime is imported only when the store holds an ONNX file
     from fairprune.nets.onnx_io import list_onnx
 
-    return list_onnx(models_dir())
+    return list_onnx(folder)
 
 
 def fits_input(record, input_size: int) -> bool:

@@ -1,8 +1,9 @@
 """Networks: the architecture table (``ARCHITECTURES``), MAC counting and the checkpoint store.
 
 ``architectures`` builds models; ``flops`` counts them; ``manifest`` is the JSON schema of a
-checkpoint; ``shapes`` records and rebuilds pruned layer shapes; ``checkpoint`` saves, loads and
-lists our safetensors + JSON files; ``imports`` reads models from outside the store.
+checkpoint; ``shapes`` records and rebuilds pruned layer shapes; ``checkpoint`` saves and loads
+our safetensors + JSON files and ``listing`` lists them (without Torch); ``imports`` reads models
+from outside the store.
 
 Names are resolved on first use (PEP 562): importing one module of the package does not pull in
 torchvision, Torch-Pruning and onnxruntime through this ``__init__``.
@@ -16,9 +17,10 @@ from fairprune.utils import lazy_exports
 
 if TYPE_CHECKING:
     from fairprune.nets.architectures import ARCHITECTURES, build_model, head_of
-    from fairprune.nets.checkpoint import list_models, save_dense_model, save_model
+    from fairprune.nets.checkpoint import save_dense_model, save_model
     from fairprune.nets.flops import count_macs_params
     from fairprune.nets.imports import import_upload, load_model
+    from fairprune.nets.listing import list_models
     from fairprune.nets.manifest import ModelRecord, record_to_row
 
 _EXPORTS: dict[str, str] = {
@@ -28,7 +30,7 @@ _EXPORTS: dict[str, str] = {
     "count_macs_params": "fairprune.nets.flops",
     "head_of": "fairprune.nets.architectures",
     "import_upload": "fairprune.nets.imports",
-    "list_models": "fairprune.nets.checkpoint",
+    "list_models": "fairprune.nets.listing",
     "load_model": "fairprune.nets.imports",
     "record_to_row": "fairprune.nets.manifest",
     "save_dense_model": "fairprune.nets.checkpoint",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from fairprune.errors import FairpruneError
-from fairprune.nets.architectures import ARCHITECTURES
 from fairprune.paths import regular_file_size
 
 FORMAT_VERSION = 1
@@ -157,6 +157,21 @@ _STR_FIELDS = ("name", "arch", "kind", "dataset", "dataset_fingerprint", "criter
 _REQUIRED = ("name", "arch", "num_outputs", "num_classes", "input_size", "sha256")
 
 
+# the keys of architectures.ARCHITECTURES, spelled here so that reading a manifest (listing the
+# store) imports no Torch; tests/nets/test_architectures.py checks the two agree
+ARCHITECTURE_NAMES = frozenset({
+    "demo_cnn", "resnet18", "resnet34", "resnet50", "vgg16", "vgg16_bn", "vgg16_slim",
+    "efficientnet_v2_s", "efficientnet_v2_m", "mobilenet_v2", "resnet56",
+})  # fmt: skip
+
+
+def known_architecture(name: str) -> bool:
+    """True for a key of ``ARCHITECTURES``: the live table once the Torch side is loaded (it may
+    hold architectures registered at run time), else the names above."""
+    table = sys.modules.get("fairprune.nets.architectures")
+    return name in (table.ARCHITECTURES if table is not None else ARCHITECTURE_NAMES)
+
+
 # record fields that saving computes (never taken from the caller or an imported manifest)
 COMPUTED_FIELDS = (
     "name", "sha256", "file_size", "created", "path", "layer_shapes", "format_version",
@@ -168,7 +183,7 @@ class ModelRecord:
     """A checkpoint's manifest."""
 
     name: str  # file stem
-    arch: str  # key of ARCHITECTURES
+    arch: str  # key of architectures.ARCHITECTURES
     num_outputs: int  # logits per sample; 1 = single-logit binary
     num_classes: int  # classes of the task (2 for a single-logit binary model)
     input_size: int  # square input side the model was trained on
@@ -300,7 +315,7 @@ def _manifest_problem(data: object) -> str | None:
     texts = [k for k in _STR_FIELDS if k in data and not isinstance(data[k], str)]
     if texts:
         return f"{texts[0]} has the wrong type"
-    if data["arch"] not in ARCHITECTURES:
+    if not known_architecture(data["arch"]):
         return f"unknown architecture {data['arch'][:40]!r}"
     try:
         check_name(data["name"])

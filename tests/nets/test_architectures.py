@@ -18,6 +18,7 @@ from fairprune.nets.architectures import (
 )
 from fairprune.nets.checkpoint import save_model
 from fairprune.nets.imports import load_model
+from fairprune.nets.manifest import ARCHITECTURE_NAMES
 from fairprune.prune.registry import prune_model
 
 
@@ -26,6 +27,8 @@ def test_registry_keys():
         "demo_cnn", "efficientnet_v2_m", "efficientnet_v2_s", "mobilenet_v2", "resnet18",
         "resnet34", "resnet50", "resnet56", "vgg16", "vgg16_bn", "vgg16_slim",
     ]  # fmt: skip
+    # the manifest reader's torch-free copy of the names (listing the store imports no Torch)
+    assert ARCHITECTURE_NAMES == set(ARCHITECTURES)
 
 
 # torchvision's own counts at 1000 classes (its model docs list the same)

@@ -369,7 +369,7 @@ def test_list_models_sorted_by_created_and_skips_broken(tmp_path, caplog):
     save_model(model, tmp_path, "short", **DEMO)
     with open(tmp_path / "short.safetensors", "ab") as f:
         f.write(b"\x00")  # size no longer matches the manifest
-    with caplog.at_level("WARNING", logger="fairprune.nets.checkpoint"):
+    with caplog.at_level("WARNING", logger="fairprune.nets.listing"):
         records = list_models(tmp_path)
     assert [r.name for r in records] == ["c", "b", "a"]
     assert records[0].path == str(tmp_path / "c.safetensors")
@@ -470,11 +470,11 @@ def test_upload_pruned_safetensors_with_its_manifest(tmp_path, tiny_arch):
 def test_list_models_rereads_only_changed_entries(tmp_path, monkeypatch, caplog):
     """A second listing reads no manifest; a rewritten, added, removed or broken entry is seen
     on the next call (the cache is keyed on both files' stats)."""
-    from fairprune.nets import checkpoint
+    from fairprune.nets import listing
 
     reads = []
-    real = checkpoint.read_manifest
-    monkeypatch.setattr(checkpoint, "read_manifest", lambda p: reads.append(p.name) or real(p))
+    real = listing.read_manifest
+    monkeypatch.setattr(listing, "read_manifest", lambda p: reads.append(p.name) or real(p))
     model = build_model("demo_cnn", 2, 16)
     for name in ("a", "b"):
         save_model(model, tmp_path, name, **DEMO)
@@ -494,7 +494,7 @@ def test_list_models_rereads_only_changed_entries(tmp_path, monkeypatch, caplog)
         f.write(b"\x00")  # the weights no longer match the manifest: skipped, and said so
     for _ in range(2):  # the reason is kept, and logged on every call
         caplog.clear()
-        with caplog.at_level("WARNING", logger="fairprune.nets.checkpoint"):
+        with caplog.at_level("WARNING", logger="fairprune.nets.listing"):
             assert [r.name for r in list_models(tmp_path)] == ["a"]
         assert len(caplog.records) == 1 and "c.json" in caplog.records[0].getMessage()
     assert reads == ["c.json"]
