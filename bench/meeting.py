@@ -1,7 +1,8 @@
 """A meeting without browsers: N dashboard sessions asking for pages at the same moment.
 
     python bench/meeting.py                  # N = 1, 4, 8 on one server, N = 8 on two, N = 8
-                                             # with a sweep running in the background
+                                             # with a sweep running in the background, and
+                                             # first visits after a sweep landed cells
     python bench/meeting.py --sessions 8 --same-page --json
     python bench/run.py --only meeting [the same options]
 
@@ -46,6 +47,12 @@ that land in the copy while the sessions click, as a sweep started from the dash
 meeting starts once the sweep's first pruned model is under way and the sweep is cancelled after
 it. Its row says how many cells landed during the meeting and whether the sweep still ran at its
 end (if not, the grid was too small to cover the meeting and the figure is not the one wanted).
+
+After a landing (``--after-landing``): what the first visitor pays once a sweep has landed
+cells. On a scratch copy of the store, a warmed server sees a background sweep land its first
+cell, then the store stays quiet; one session then visits every page. Run twice side by side:
+with the warm-up watching the store and warming the new values once it is quiet (as shipped),
+and with the watching off. Exit status 1 when a background sweep lands nothing in time.
 
 Cold: a freshly started server's first page (from starting the process to the first chart), then
 one session's first visit to every other page (sidebar switches) — a table of its own: a cold
@@ -126,6 +133,7 @@ ERR_PAGES = (
     "The dashboard's sidebar lacks the page {missing}, which tests/app/test_browser.py's PAGES "
     "lists: update PAGES there."
 )
+ERR_NO_CELL = "The background sweep landed no cell within {seconds:g} s; see {log}."
 
 
 @dataclass
@@ -535,6 +543,59 @@ def meeting_with_sweep(results: Path, models: Path, sessions: int, rounds: int |
     return run
 
 
+LANDED_QUIET_S = 5.0  # the servers' FAIRPRUNE_REWARM_QUIET_S in the after-landing measure
+LANDED_SETTLE_S = 25.0  # then this long for the re-warm to run, with or without it
+
+
+def after_landing(results: Path, models: Path, *, rewarm: bool, wait_s: float = 300.0,
+                  timeout: float = 180.0, auto_rerun: bool = True) -> dict:  # fmt: skip
+    """One session's first visit to every page after a sweep has landed cells (issue #23,
+    item 2: the cold work after a landing is done ahead of the first visitor).
+
+    On a scratch copy of the store (``scratch_store``) a fresh server is warmed by a ``cold``
+    pass; a sweep then runs in the background (as ``meeting_with_sweep`` runs one) until its
+    first cell has landed and is cancelled; the store is quiet for ``LANDED_QUIET_S`` +
+    ``LANDED_SETTLE_S`` seconds, then one session opens the Overview (the new sweep is the newest)
+    and visits every other page. ``rewarm``: the server watches the store and warms the new
+    values once it is quiet (``FAIRPRUNE_REWARM_QUIET_S``, as shipped); else it does not (0), as
+    before the watching: the first visitor pays. Both wait the same time.
+
+    Returns
+    -------
+    dict
+        ``summarize``'s result and ``visits``, with ``rewarm`` and ``cells_landed``.
+    """
+    saved = dict(os.environ)
+    name = "rewarm" if rewarm else "no-rewarm"
+    with tempfile.TemporaryDirectory(prefix="fairprune-landed-") as tmp:
+        copy = scratch_store(results, models, Path(tmp))
+        try:
+            os.environ.update(FAIRPRUNE_RESULTS=str(copy["results"]),
+                              FAIRPRUNE_MODELS_DIR=str(copy["models"]),
+                              FAIRPRUNE_DATA_DIR=str(copy["data"]),
+                              FAIRPRUNE_REWARM_QUIET_S=str(LANDED_QUIET_S if rewarm else 0))  # fmt: skip
+            request = sweep_request(copy["results"], copy["models"])
+            with serve(ARTIFACTS / f"meeting-server-landed-{name}.log") as server:
+                cold(server, timeout=timeout, auto_rerun=auto_rerun)
+                with BackgroundSweep(
+                    request, ARTIFACTS / f"meeting-sweep-landed-{name}.log"
+                ) as sweep:
+                    sweep.wait_started(wait_s)
+                    end = time.perf_counter() + wait_s
+                    while not sweep.landed and sweep.running() and time.perf_counter() < end:
+                        time.sleep(0.2)
+                    landed = len(sweep.landed)
+                if not landed:
+                    raise RuntimeError(ERR_NO_CELL.format(seconds=wait_s, log=sweep.log))
+                time.sleep(LANDED_QUIET_S + LANDED_SETTLE_S)
+                visits = asyncio.run(_first_visits(server.url, timeout, auto_rerun))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+    return {"rewarm": rewarm, "cells_landed": landed, **summarize(visits),
+            "visits": [asdict(v) for v in visits]}  # fmt: skip
+
+
 def _p90(values: list[float]) -> float:
     if len(values) == 1:
         return values[0]
@@ -703,15 +764,15 @@ def table(run: dict) -> list[str]:
 
 def report(result: dict) -> list[str]:
     """The whole result as text."""
-    c = result["cold"]
-    f = c["first_page"]
     lines = [f"store: {result['store']} · load average {result['load_average_1min']:.1f} on "
-             f"{result['cpus']} cores · the client runs on the same cores",  # fmt: skip
-             "",
-             "cold: a just-started server (one session, each page's first visit)",
-             f"first page (Overview) from starting the process: healthy {f['healthy']:.2f} s, "
-             f"first chart {_opt(f['first_chart'])}, script end {_opt(f['script_end'])}",
-             *table(c)]  # fmt: skip
+             f"{result['cpus']} cores · the client runs on the same cores"]  # fmt: skip
+    if "cold" in result:
+        c = result["cold"]
+        f = c["first_page"]
+        lines += ["", "cold: a just-started server (one session, each page's first visit)",
+                  f"first page (Overview) from starting the process: healthy "
+                  f"{f['healthy']:.2f} s, first chart {_opt(f['first_chart'])}, script end "
+                  f"{_opt(f['script_end'])}", *table(c)]  # fmt: skip
     for run in result["runs"]:
         o = run["open"]
         lines += [
@@ -724,6 +785,16 @@ def report(result: dict) -> list[str]:
             f"{_opt(o['first_chart'] and o['first_chart']['worst'])} worst",
             *table(run),
         ]  # fmt: skip
+    for run in result.get("landed", []):
+        how = (
+            f"the server warms the new values once the store is quiet ({LANDED_QUIET_S:g} s)"
+            if run["rewarm"]
+            else "no re-warm (the first visitor pays)"
+        )
+        lines += ["", f"after a sweep landed {run['cells_landed']} cell"
+                  f"{'s' if run['cells_landed'] != 1 else ''} and the store was quiet "
+                  f"{LANDED_QUIET_S + LANDED_SETTLE_S:g} s, one session's first visits; {how}",
+                  *table(run)]  # fmt: skip
     return lines + ["", *targets(result), *chromium_lines()]
 
 
@@ -773,6 +844,15 @@ def targets(result: dict) -> list[str]:
             ok = fc and o["no_first_chart"] == 0 and fc["p90"] <= 1.0 and fc["worst"] <= 2.0
             goal = _met(ok, "p90 ≤ 1 s, worst ≤ 2 s")
         lines.append(f"{name:<38} {cells[0]:>24} {cells[1]:>24}   {goal}")
+    for run in result.get("landed", []):
+        o = run["overall"]
+        fc, se = o["first_chart"], o["script_end"]
+        cells = [f"{s['p90']:.2f} / {s['worst']:.2f}" if s else "–" for s in (fc, se)]
+        name = f"first visits after cells landed, {'re-warmed' if run['rewarm'] else 'no re-warm'}"
+        goal = ""
+        if run["rewarm"]:
+            goal = _met(fc and o["no_first_chart"] == 0 and fc["worst"] <= 1.0, "every page ≤ 1 s")
+        lines.append(f"{name:<38} {cells[0]:>24} {cells[1]:>24}   {goal}")
     return lines
 
 
@@ -805,6 +885,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="yes (default): also the largest N while a sweep runs in the "
                         "background (on a copy of the store); no: skip it; only: just "
                         "that")  # fmt: skip
+    parser.add_argument("--after-landing", choices=["yes", "no", "only"], default="yes",
+                        help="yes (default): also one session's first visits after a sweep "
+                        "landed cells, with and without the warm-up watching the store (on a "
+                        "copy of it); no: skip it; only: just that")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.results is not None:
@@ -821,7 +905,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = [(args.processes or 1, n) for n in args.sessions]
     if args.processes is None:
         plan.append((2, max(args.sessions)))
-    if args.background_sweep == "only":
+    if "only" in (args.background_sweep, args.after_landing):
         plan = []
     options = {"same_page": args.same_page, "samples": args.samples, "gap": args.gap,
                "timeout": args.timeout, "auto_rerun": not args.no_auto_rerun}  # fmt: skip
@@ -839,12 +923,18 @@ def main(argv: list[str] | None = None) -> int:
                 if p == processes:
                     result["runs"].append(meeting([s.url for s in servers], n, args.rounds,
                                                   **options))  # fmt: skip
-    if args.background_sweep != "no":
-        from fairprune.paths import models_dir
+    from fairprune.paths import models_dir
 
+    if args.background_sweep != "no" and args.after_landing != "only":
         run = meeting_with_sweep(store, models_dir(), max(args.sessions), args.rounds, **options)
         result.setdefault("cold", run["cold"])
         result["runs"].append(run)
+    if args.after_landing != "no" and args.background_sweep != "only":
+        result["landed"] = [
+            after_landing(store, models_dir(), rewarm=rewarm, timeout=args.timeout,
+                          auto_rerun=options["auto_rerun"])
+            for rewarm in (False, True)
+        ]  # fmt: skip
     result["load_average_1min"] = round(os.getloadavg()[0], 2)
     if args.json:
         print(json.dumps(result))

@@ -20,6 +20,9 @@ atexit.register(shutil.rmtree, os.environ["FAIRPRUNE_CACHE"], ignore_errors=True
 # pages run by AppTest have no browser to wait for (tests/app/test_browser.py serves the
 # dashboard without this, as shipped)
 os.environ["FAIRPRUNE_FIRST_VIEW_PAUSE"] = "0"
+# nor does the warm-up watch the store after its first pass in this process (tests/app/
+# test_warmup.py turns it on where it tests it; served dashboards watch, as shipped)
+os.environ["FAIRPRUNE_REWARM_QUIET_S"] = "0"
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """Warm-up ahead of the first visitor: the default views' cached values, computed in the
-background when the dashboard starts on a results store.
+background when the dashboard starts on a results store, and again once new results have landed.
 
 A Streamlit server runs every session's script in one process and its ``st.cache_data`` /
 ``st.cache_resource`` caches are shared by every session, so a value computed here is a cache hit
@@ -11,6 +11,13 @@ a page would not, and changes no number a page shows. It never blocks a page (a 
 value the thread is computing waits for that value only), does nothing on a missing or empty
 store, and never raises: a failure is logged and the pages compute their values themselves.
 
+Then the thread watches the store (its version, every ``POLL_S`` seconds; a missing file is only
+looked for): when cells have landed (a sweep or the demo, started here or anywhere else) and the
+store has then been quiet for ``FAIRPRUNE_REWARM_QUIET_S`` seconds (default 15), it warms the new
+values, so the first visit after a sweep or the demo has run is a cache hit too. While cells keep
+landing it waits: a running sweep needs the cores more than a view nobody may open. A quiet time
+of 0 turns the watching off (one warm-up at start, on a store that exists then).
+
 This module imports nothing heavy: the thread imports the backend.
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from pathlib import Path
 
 from fairprune import paths
@@ -34,6 +42,8 @@ THREAD_NAME = "fairprune-warmup"
 # stop after the step it is in, and waited for up to this many seconds.
 EXIT_WAIT_S = 60.0
 _stop = threading.Event()
+POLL_S = 2.0  # seconds between two looks at the store's version
+QUIET_S = 15.0  # default FAIRPRUNE_REWARM_QUIET_S
 
 
 class _Stopped(Exception):
@@ -90,33 +100,78 @@ def start(results: str | Path | None = None, models: str | Path | None = None):
     Returns
     -------
     threading.Thread or None
-        The warm-up's daemon thread; None when the results file does not exist (nothing to warm,
-        and the empty Overview must stay light). A database server's store is always warmed: an
-        empty one returns at once.
+        The warm-up's daemon thread. It warms at once on a store that exists, then watches it;
+        on a missing file it only looks for the file (the empty Overview stays light). With the
+        watching off (``FAIRPRUNE_REWARM_QUIET_S=0``), None when the results file does not exist.
     """
     results = paths.as_location(results) if results else paths.results_location()
     models = Path(models) if models else paths.models_dir()
-    if not paths.is_store_url(results) and not results.is_file():
+    quiet = quiet_s()
+    if quiet is None and not paths.is_store_url(results) and not results.is_file():
         return None
     key = (str(results), str(models))
     with _lock:
         thread = _threads.get(key)
         if thread is None:
-            thread = threading.Thread(target=_run, args=(results, models), daemon=True,
+            thread = threading.Thread(target=_run, args=(results, models, quiet), daemon=True,
                                       name=f"{THREAD_NAME}-{len(_threads)}")  # fmt: skip
             _threads[key] = thread
             thread.start()
     return thread
 
 
-def _run(results: str | Path, models: Path) -> None:
+def quiet_s() -> float | None:
+    """``FAIRPRUNE_REWARM_QUIET_S`` (default ``QUIET_S``); None when it is 0 or less: no
+    watching."""
+    from fairprune.utils import env_number
+
+    value = env_number("FAIRPRUNE_REWARM_QUIET_S")
+    value = QUIET_S if value is None else value
+    return value if value > 0 else None
+
+
+def store_version(results: str | Path) -> str | None:
+    """The store's version (it changes whenever a sweep or a cell is written); None while the
+    results file does not exist (nothing of the backend is imported then)."""
+    if not paths.is_store_url(results) and not Path(results).is_file():
+        return None
+    from fairprune.sweep.results import ResultsStore
+
+    return ResultsStore(results).version()
+
+
+def _run(results: str | Path, models: Path, quiet: float | None) -> None:
     logging.getLogger(_NOISY).addFilter(_QuietThread())
     try:
-        warm(results, models)
+        _watch(results, models, quiet)
     except _Stopped:
         log.info("dashboard warm-up stopped (the process is exiting, or a test ended)")
-    except Exception:  # the pages compute what is missing themselves
-        log.warning("dashboard warm-up stopped early", exc_info=True)
+
+
+def _watch(results: str | Path, models: Path, quiet: float | None) -> None:
+    """Warm now if the store exists, then (``quiet`` set) each time its version has changed and
+    stayed unchanged for ``quiet`` seconds; until ``stop``."""
+    warmed = pending = None  # the version last warmed; a newer one waiting to be quiet
+    since, first = 0.0, True
+    while True:
+        version = None
+        try:
+            version = store_version(results)
+            if version is not None and version != warmed:
+                now = time.monotonic()
+                if version != pending:
+                    pending, since = version, now
+                if first or now - since >= quiet:
+                    warm(results, models)
+                    warmed = version  # cells landing meanwhile change the version again
+        except _Stopped:
+            raise
+        except Exception:  # the pages compute what is missing themselves
+            log.warning("dashboard warm-up stopped early", exc_info=True)
+            warmed = version  # not again until the store changes
+        first = False
+        if quiet is None or _stop.wait(POLL_S):
+            return
 
 
 def warm(results: str | Path, models: Path) -> list[str]:

@@ -66,6 +66,7 @@ def _serve(script: Path = ROOT / "app.py", pause: str | None = None):
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("FAIRPRUNE_FIRST_VIEW_PAUSE", None)  # conftest turns it off for AppTest
+    env.pop("FAIRPRUNE_REWARM_QUIET_S", None)  # and the warm-up's watching
     if pause is not None:
         env["FAIRPRUNE_FIRST_VIEW_PAUSE"] = pause
     ARTIFACTS.mkdir(exist_ok=True)

@@ -259,3 +259,102 @@ def test_a_page_that_forgets_to_hide_the_buttons_still_refuses_a_viewer(forgetfu
         _shot(page, f"forgetful-{needed}")
     assert (len(store.sweeps()), len(store.actions()), len(store.decisions())) == counts
     page.context.close()
+
+
+# --- the team deployment end to end: sign-in, a PostgreSQL store, a CLI sweep killed and resumed
+
+
+NO_DECISIONS = "No review decisions yet."
+
+
+@pytest.fixture
+def team_app(signin_env, pg_url, tmp_path, monkeypatch):
+    """The dashboard with sign-in on, reading a fresh PostgreSQL database (empty until a sweep
+    from the command line writes to it), its models folder the sweep's."""
+    monkeypatch.setenv("FAIRPRUNE_RESULTS", pg_url)
+    monkeypatch.setenv("FAIRPRUNE_MODELS_DIR", str(tmp_path / "models"))
+    with _serve() as url:
+        app = _app(url, signin_env)
+        yield SimpleNamespace(**{**vars(app), "results": pg_url, "models": tmp_path / "models"})
+
+
+def test_a_cli_sweep_into_postgresql_killed_and_resumed_while_signed_in_people_read_and_decide(
+    team_app, chromium, demo_store, tmp_path
+):
+    """What a review board's server sees: a viewer and a reviewer signed in, a sweep driven from
+    the command line into the shared PostgreSQL store, SIGKILLed mid-cell and resumed; the pages
+    read the store throughout, the reviewer's decision is signed, no cell is lost or doubled."""
+    import os
+    import signal
+    import time
+
+    import pandas as pd
+
+    from fairprune.sweep.results import ResultsStore
+    from tests.sweep.test_pg_integration import _cli, _sweep_args
+
+    store = ResultsStore(team_app.results)
+    viewer = _sign_in(chromium, team_app, "viewer@example.org")
+    reviewer = _sign_in(chromium, team_app, "reviewer@example.org")
+    args = _sweep_args(team_app.results, demo_store, team_app.models,
+                       levels=("0.5", "0.75", "0.9"), name="team")  # fmt: skip
+
+    def wait_cells(proc, n: int, log: Path) -> None:
+        deadline = time.monotonic() + 300
+        while len(store.cells()) < n:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, f"fewer than {n} cells in 300 s"
+            time.sleep(0.05)
+
+    with open(tmp_path / "run1.log", "w") as log:
+        proc = _cli(args, log)
+        try:
+            wait_cells(proc, 1, tmp_path / "run1.log")  # the dense cell
+            _open(viewer, team_app, "Report", "[data-testid='stDownloadButton']")  # mid-sweep
+            assert viewer.locator("[data-testid='stException']").count() == 0
+            assert viewer.get_by_text(NO_DECISIONS, exact=True).count() == 1
+            wait_cells(proc, 2, tmp_path / "run1.log")  # and the first pruned one
+            os.kill(proc.pid, signal.SIGKILL)  # the next unit is under way: mid-cell
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+    before = store.cells().set_index("cell_key")
+    assert 2 <= len(before) < 4
+
+    with open(tmp_path / "run2.log", "w") as log:  # resumed while the reviewer decides
+        proc = _cli(args, log)
+        try:
+            _open(reviewer, team_app, "Report", "[data-testid='stDownloadButton']")
+            reviewer.get_by_text("needs work", exact=True).first.click()
+            reviewer.locator(".st-key-report_decision_submit").get_by_role("button").click()
+            reviewer.get_by_text(re.compile(r"^Recorded: needs work on ")).wait_for(timeout=DRAW_MS)
+            assert proc.wait(300) == 0, (tmp_path / "run2.log").read_text()[-2000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    after = store.cells()
+    assert len(after) == 4 and after["cell_key"].is_unique  # dense + three levels, each once
+    kept = after.set_index("cell_key").loc[before.index]
+    pd.testing.assert_frame_equal(kept, before, check_like=True)  # the rows written before
+    (sweep_id,) = set(after["sweep_id"])
+    decisions = store.decisions()
+    assert len(decisions) == 1
+    row = decisions.iloc[0]
+    assert (row["subject"], row["decision"], row["reviewer_email"]) == (
+        sweep_id,
+        "needs work",
+        "reviewer@example.org",
+    )
+    assert list(store.actions()["action"]) == ["sweep started", "sweep started"]
+
+    # the finished sweep on the viewer's pages, the signed decision on the Report
+    _open(viewer, team_app, "Sparsity_sweep", ".js-plotly-plot")
+    _open(viewer, team_app, "Report", "[data-testid='stDownloadButton']")
+    assert viewer.get_by_text(NO_DECISIONS, exact=True).count() == 0  # the table is drawn
+    for page in (viewer, reviewer):
+        assert page.locator("[data-testid='stException']").count() == 0
+        page.context.close()

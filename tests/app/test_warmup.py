@@ -22,8 +22,7 @@ def _clear_caches() -> None:
     """Empty Streamlit's caches once no warm-up thread is running: a thread started by an earlier
     test's app.py (AppTest runs it) must not fill a cache, or meet a builder patched to fail,
     while this test watches."""
-    for thread in list(warmup._threads.values()):
-        thread.join(300)
+    warmup.stop(timeout=300)
     st.cache_data.clear()
     st.cache_resource.clear()
 
@@ -114,6 +113,65 @@ def test_stop_ends_a_running_warmup_after_its_step_and_a_later_start_runs_afresh
     assert second is not first and second.is_alive()  # the stop flag was cleared
     warmup.stop(timeout=10)
     assert not second.is_alive()
+
+
+def test_the_warmup_watches_the_store_and_warms_again_once_new_cells_are_quiet(
+    empty_env, monkeypatch
+):
+    """On a missing store it only looks for the file; each change of the store's version is
+    warmed once the version has stayed put for the quiet time, and not while it keeps changing
+    (a sweep landing cells)."""
+    import threading
+    import time
+
+    version, warmed, lock = [None], [], threading.Lock()
+
+    def warm(results, models):
+        with lock:
+            warmed.append(version[0])
+
+    monkeypatch.setenv("FAIRPRUNE_REWARM_QUIET_S", "1.0")
+    monkeypatch.setattr(warmup, "POLL_S", 0.02)
+    monkeypatch.setattr(warmup, "store_version", lambda results: version[0])
+    monkeypatch.setattr(warmup, "warm", warm)
+    monkeypatch.setattr(warmup, "_threads", {})
+
+    def settle(seconds: float) -> list:
+        time.sleep(seconds)
+        with lock:
+            return list(warmed)
+
+    thread = warmup.start(empty_env / "results.sqlite", empty_env / "models")
+    assert thread is not None and thread.is_alive()
+    assert settle(0.5) == []  # no store yet: nothing to warm
+    version[0] = "v1"  # the demo's first cells
+    assert settle(0.3) == []  # not quiet yet
+    assert settle(1.7) == ["v1"]
+    for i in range(10):  # a sweep landing a cell every 0.1 s: never quiet for 1 s
+        version[0] = f"v2.{i}"
+        assert settle(0.1) == ["v1"]
+    assert settle(2.0) == ["v1", "v2.9"]  # once, for the last version
+    assert settle(1.2) == ["v1", "v2.9"]  # an unchanged store is not warmed again
+    warmup.stop(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_a_store_that_exists_at_start_is_warmed_at_once_and_its_version_is_the_stores(
+    store_env, tmp_path, monkeypatch
+):
+    import threading
+
+    called = threading.Event()
+    monkeypatch.setenv("FAIRPRUNE_REWARM_QUIET_S", "60")
+    monkeypatch.setattr(warmup, "warm", lambda results, models: called.set())
+    monkeypatch.setattr(warmup, "_threads", {})
+    warmup.start(store_env["results"], store_env["models"])
+    assert called.wait(10)  # without waiting for the quiet time
+    assert (
+        warmup.store_version(store_env["results"]) == ResultsStore(store_env["results"]).version()
+    )
+    assert warmup.store_version(tmp_path / "missing.sqlite") is None
+    assert not (tmp_path / "missing.sqlite").exists()
 
 
 def test_warmup_of_another_store_than_the_configured_one_stops_at_once(store_env, tmp_path):
