@@ -1,10 +1,8 @@
 """Models: every checkpoint and ONNX classifier in the store, adding one, and deployment latency."""
 
-import pandas as pd
 import streamlit as st
 
 from fairprune.app import identity, loaders, ui
-from fairprune.nets.manifest import record_to_row
 
 # The model table is drawn before anything imports Torch (the listing and its rows are
 # torch-free): on a just-started server it is the page's first content. Adding, removing and
@@ -32,7 +30,7 @@ def body() -> None:
         records = loaders.model_records()
         onnx_records = loaders.onnx_records()
     if records:
-        table = pd.DataFrame([record_to_row(r) for r in records])
+        table = loaders.model_table(records)
         st.dataframe(
             table,
             hide_index=True,
@@ -57,7 +55,7 @@ def body() -> None:
             "and linear layers of the graph."
         )
         st.dataframe(
-            pd.DataFrame([record_to_row(r) for r in onnx_records]),
+            loaders.model_table(onnx_records),
             hide_index=True,
             column_config=model_columns(),
             key="models_onnx_table",

@@ -172,6 +172,13 @@ def model_records(dataset_name: str | None = None):
     return records
 
 
+def model_table(records) -> pd.DataFrame:
+    """The Models page's table of ``records``, one row each (no Torch imported)."""
+    from fairprune.nets.manifest import record_to_row
+
+    return pd.DataFrame([record_to_row(r) for r in records])
+
+
 def onnx_records():
     """The ``.onnx`` classifiers in the model store (audit only; ``kind == "onnx"``)."""
     folder = models_dir()

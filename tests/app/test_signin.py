@@ -284,14 +284,10 @@ def test_a_cli_sweep_into_postgresql_killed_and_resumed_while_signed_in_people_r
     """What a review board's server sees: a viewer and a reviewer signed in, a sweep driven from
     the command line into the shared PostgreSQL store, SIGKILLed mid-cell and resumed; the pages
     read the store throughout, the reviewer's decision is signed, no cell is lost or doubled."""
-    import os
-    import signal
-    import time
-
     import pandas as pd
 
     from fairprune.sweep.results import ResultsStore
-    from tests.sweep.test_pg_integration import _cli, _sweep_args
+    from tests.sweep.test_pg_integration import _running, _sigkill, _sweep_args, _wait_cells
 
     store = ResultsStore(team_app.results)
     viewer = _sign_in(chromium, team_app, "viewer@example.org")
@@ -299,43 +295,22 @@ def test_a_cli_sweep_into_postgresql_killed_and_resumed_while_signed_in_people_r
     args = _sweep_args(team_app.results, demo_store, team_app.models,
                        levels=("0.5", "0.75", "0.9"), name="team")  # fmt: skip
 
-    def wait_cells(proc, n: int, log: Path) -> None:
-        deadline = time.monotonic() + 300
-        while len(store.cells()) < n:
-            assert proc.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, f"fewer than {n} cells in 300 s"
-            time.sleep(0.05)
-
-    with open(tmp_path / "run1.log", "w") as log:
-        proc = _cli(args, log)
-        try:
-            wait_cells(proc, 1, tmp_path / "run1.log")  # the dense cell
-            _open(viewer, team_app, "Report", "[data-testid='stDownloadButton']")  # mid-sweep
-            assert viewer.locator("[data-testid='stException']").count() == 0
-            assert viewer.get_by_text(NO_DECISIONS, exact=True).count() == 1
-            wait_cells(proc, 2, tmp_path / "run1.log")  # and the first pruned one
-            os.kill(proc.pid, signal.SIGKILL)  # the next unit is under way: mid-cell
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL
+    with _running(args, tmp_path / "run1.log") as proc:
+        _wait_cells(store, proc, 1, tmp_path / "run1.log")  # the dense cell
+        _open(viewer, team_app, "Report", "[data-testid='stDownloadButton']")  # mid-sweep
+        assert viewer.locator("[data-testid='stException']").count() == 0
+        assert viewer.get_by_text(NO_DECISIONS, exact=True).count() == 1
+        _wait_cells(store, proc, 2, tmp_path / "run1.log")  # and the first pruned one
+        _sigkill(proc)  # the next unit is under way: mid-cell
     before = store.cells().set_index("cell_key")
     assert 2 <= len(before) < 4
 
-    with open(tmp_path / "run2.log", "w") as log:  # resumed while the reviewer decides
-        proc = _cli(args, log)
-        try:
-            _open(reviewer, team_app, "Report", "[data-testid='stDownloadButton']")
-            reviewer.get_by_text("needs work", exact=True).first.click()
-            reviewer.locator(".st-key-report_decision_submit").get_by_role("button").click()
-            reviewer.get_by_text(re.compile(r"^Recorded: needs work on ")).wait_for(timeout=DRAW_MS)
-            assert proc.wait(300) == 0, (tmp_path / "run2.log").read_text()[-2000:]
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
+    with _running(args, tmp_path / "run2.log") as proc:  # resumed while the reviewer decides
+        _open(reviewer, team_app, "Report", "[data-testid='stDownloadButton']")
+        reviewer.get_by_text("needs work", exact=True).first.click()
+        reviewer.locator(".st-key-report_decision_submit").get_by_role("button").click()
+        reviewer.get_by_text(re.compile(r"^Recorded: needs work on ")).wait_for(timeout=DRAW_MS)
+        assert proc.wait(300) == 0, (tmp_path / "run2.log").read_text()[-2000:]
     after = store.cells()
     assert len(after) == 4 and after["cell_key"].is_unique  # dense + three levels, each once
     kept = after.set_index("cell_key").loc[before.index]

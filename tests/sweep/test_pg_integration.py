@@ -3,6 +3,7 @@ mid-cell and resumed, two sweeps writing one store from two processes at once, t
 commands, and the operator actions every run records (``pg_url``: a fresh database per test on
 the throw-away server of ``tests/conftest.py``)."""
 
+import contextlib
 import getpass
 import json
 import os
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -36,6 +38,36 @@ def _cli(args, log):
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
 
 
+@contextlib.contextmanager
+def _running(args, log: Path):
+    """``_cli`` with its output in the file ``log``; killed on the way out if still running."""
+    with open(log, "w") as out:
+        proc = _cli(args, out)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+
+
+def _wait_cells(store, proc, n: int, log) -> None:
+    """Until the store holds ``n`` cells; fails if ``proc`` ends first (with its ``log``'s tail)
+    or 300 s pass."""
+    deadline = time.monotonic() + 300
+    while len(store.cells()) < n:
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert time.monotonic() < deadline, f"fewer than {n} cells in 300 s"
+        time.sleep(0.05)
+
+
+def _sigkill(proc) -> None:
+    """kill -9, and wait for the process to be gone."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
+
+
 def _one_row_per_group(store, cells) -> dict:
     """{cell key: its group rows}; fails on a group written twice."""
     rows = store.group_rows()
@@ -48,22 +80,10 @@ def test_a_cli_sweep_killed_mid_cell_resumes_with_every_cell_once(demo_store, pg
     store = ResultsStore(pg_url)
     args = _sweep_args(pg_url, demo_store, tmp_path / "models", levels=("0.5", "0.75", "0.9"),
                        name="pg-killed")  # fmt: skip
-    with open(tmp_path / "run1.log", "w") as log:
-        proc = _cli(args, log)
-        try:
-            deadline = time.monotonic() + 300
-            while len(store.cells()) < 2:  # the dense cell, then the first pruned one
-                assert proc.poll() is None, (tmp_path / "run1.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "no cell landed in 300 s"
-                time.sleep(0.05)
-            # the next unit (prune + fine-tune, seconds) has started: this kill lands mid-cell
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL
+    with _running(args, tmp_path / "run1.log") as proc:
+        _wait_cells(store, proc, 2, tmp_path / "run1.log")  # the dense cell, a pruned one
+        # the next unit (prune + fine-tune, seconds) has started: this kill lands mid-cell
+        _sigkill(proc)
     before = store.cells().set_index("cell_key")
     assert 2 <= len(before) < 4
     with open(tmp_path / "run2.log", "w") as log:
