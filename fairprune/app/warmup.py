@@ -152,7 +152,7 @@ def _watch(results: str | Path, models: Path, quiet: float | None) -> None:
     """Warm now if the store exists, then (``quiet`` set) each time its version has changed and
     stayed unchanged for ``quiet`` seconds; until ``stop``."""
     warmed = pending = None  # the version last warmed; a newer one waiting to be quiet
-    since, first = 0.0, True
+    since, first, failed = 0.0, True, ""
     while True:
         version = None
         try:
@@ -166,9 +166,14 @@ def _watch(results: str | Path, models: Path, quiet: float | None) -> None:
                     warmed = version  # cells landing meanwhile change the version again
         except _Stopped:
             raise
-        except Exception:  # the pages compute what is missing themselves
-            log.warning("dashboard warm-up stopped early", exc_info=True)
+        except Exception as exc:  # the pages compute what is missing themselves
+            if repr(exc) != failed:  # an unreachable store is logged once, not every poll
+                log.warning("dashboard warm-up failed; the pages compute their values themselves",
+                            exc_info=True)  # fmt: skip
+            failed = repr(exc)
             warmed = version  # not again until the store changes
+        else:
+            failed = ""
         first = False
         if quiet is None or _stop.wait(POLL_S):
             return

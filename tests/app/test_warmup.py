@@ -156,6 +156,29 @@ def test_the_warmup_watches_the_store_and_warms_again_once_new_cells_are_quiet(
     assert not thread.is_alive()
 
 
+def test_an_unreadable_store_is_logged_once_not_at_every_look(empty_env, monkeypatch, caplog):
+    import time
+
+    looks = []
+
+    def unreachable(results):
+        looks.append(1)
+        raise OSError("connection refused")
+
+    monkeypatch.setenv("FAIRPRUNE_REWARM_QUIET_S", "1")
+    monkeypatch.setattr(warmup, "POLL_S", 0.02)
+    monkeypatch.setattr(warmup, "store_version", unreachable)
+    monkeypatch.setattr(warmup, "_threads", {})
+    with caplog.at_level("WARNING", logger=warmup.__name__):
+        warmup.start(empty_env / "results.sqlite", empty_env / "models")
+        time.sleep(0.5)
+        warmup.stop(timeout=10)
+    assert len(looks) >= 5
+    assert [r.getMessage() for r in caplog.records if r.name == warmup.__name__] == [
+        "dashboard warm-up failed; the pages compute their values themselves"
+    ]
+
+
 def test_a_store_that_exists_at_start_is_warmed_at_once_and_its_version_is_the_stores(
     store_env, tmp_path, monkeypatch
 ):
