@@ -81,3 +81,24 @@ def test_targets_say_which_meetings_meet_issue_23s():
     assert [line.split("   ")[-1].strip() for line in lines[1:]] == [
         "", "p90 ≤ 1 s, worst ≤ 2 s: met", "p90 ≤ 1 s, worst ≤ 2 s: NOT met", "p90 ≤ 1.5 s: met"
     ]  # fmt: skip
+
+
+def test_the_after_landing_rows_name_the_re_warm_and_judge_only_it():
+    def landed(rewarm, worst):
+        overall = {"first_chart": {"median": 0.1, "p90": worst, "worst": worst},
+                   "script_end": {"median": 0.5, "p90": 0.6, "worst": 0.9},
+                   "no_first_chart": 0, "n": 8, "over_1s": int(worst > 1), "over_2s": 0,
+                   "exceptions": 0, "errors": []}  # fmt: skip
+        pages = {"Overview": {**overall, "kbytes": 20.0}}
+        return {"rewarm": rewarm, "cells_landed": 1, "overall": {**overall, "kbytes": 20.0},
+                "pages": pages}  # fmt: skip
+
+    result = {"runs": [], "landed": [landed(False, 1.4), landed(True, 0.06)]}
+    assert [line.split("   ")[-1].strip() for line in meeting.targets(result)[1:]] == [
+        "", "every page ≤ 1 s: met"
+    ]  # fmt: skip
+    result["landed"][1] = landed(True, 1.2)
+    assert meeting.targets(result)[-1].endswith("every page ≤ 1 s: NOT met")
+    text = meeting.report({**result, "store": "s", "load_average_1min": 0.5, "cpus": 2})
+    assert "no re-warm (the first visitor pays)" in "\n".join(text)
+    assert "after a sweep landed 1 cell and the store was quiet 30 s" in "\n".join(text)
