@@ -504,6 +504,27 @@ class BackgroundSweep:
         self._log.close()
 
 
+@contextlib.contextmanager
+def _scratch_server(results: Path, models: Path, log: str, *, timeout: float, auto_rerun: bool,
+                    **env: str):  # fmt: skip
+    """A fresh server on a scratch copy of the store (``scratch_store``), warmed by a ``cold``
+    pass: yields (the server, ``sweep_request`` for the copy, the cold pass). The environment
+    points at the copy, plus ``env``, until the end, then is restored."""
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="fairprune-meeting-") as tmp:
+        copy = scratch_store(results, models, Path(tmp))
+        try:
+            os.environ.update(FAIRPRUNE_RESULTS=str(copy["results"]),
+                              FAIRPRUNE_MODELS_DIR=str(copy["models"]),
+                              FAIRPRUNE_DATA_DIR=str(copy["data"]), **env)  # fmt: skip
+            request = sweep_request(copy["results"], copy["models"])
+            with serve(ARTIFACTS / f"{log}.log") as server:
+                yield server, request, cold(server, timeout=timeout, auto_rerun=auto_rerun)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
 def meeting_with_sweep(results: Path, models: Path, sessions: int, rounds: int | None = None, *,
                        wait_s: float = 300.0, **options) -> dict:  # fmt: skip
     """``meeting`` on a fresh server while a sweep runs in the background, both on a scratch copy
@@ -517,25 +538,14 @@ def meeting_with_sweep(results: Path, models: Path, sessions: int, rounds: int |
         niceness, cells landed during the meeting, whether the sweep still ran at its end, and
         its end state once cancelled.
     """
-    saved = dict(os.environ)
-    with tempfile.TemporaryDirectory(prefix="fairprune-meeting-") as tmp:
-        copy = scratch_store(results, models, Path(tmp))
-        try:
-            os.environ.update(FAIRPRUNE_RESULTS=str(copy["results"]),
-                              FAIRPRUNE_MODELS_DIR=str(copy["models"]),
-                              FAIRPRUNE_DATA_DIR=str(copy["data"]))  # fmt: skip
-            request = sweep_request(copy["results"], copy["models"])
-            with serve(ARTIFACTS / "meeting-server-sweep.log") as server:
-                warm = cold(server, timeout=options.get("timeout", 180.0),
-                            auto_rerun=options.get("auto_rerun", True))  # fmt: skip
-                with BackgroundSweep(request, ARTIFACTS / "meeting-sweep.log") as sweep:
-                    sweep.wait_started(wait_s)
-                    before = len(sweep.landed)
-                    run = meeting([server.url], sessions, rounds, **options)
-                    landed, running = len(sweep.landed) - before, sweep.running()
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    with _scratch_server(results, models, "meeting-server-sweep",
+                         timeout=options.get("timeout", 180.0),
+                         auto_rerun=options.get("auto_rerun", True)) as (server, request, warm):  # fmt: skip
+        with BackgroundSweep(request, ARTIFACTS / "meeting-sweep.log") as sweep:
+            sweep.wait_started(wait_s)
+            before = len(sweep.landed)
+            run = meeting([server.url], sessions, rounds, **options)
+            landed, running = len(sweep.landed) - before, sweep.running()
     run["cold"] = warm
     run["background"] = {"niceness": request["nice"], "sweep": request["key"],
                          "cells_landed": landed, "running_at_end": running,
@@ -565,33 +575,20 @@ def after_landing(results: Path, models: Path, *, rewarm: bool, wait_s: float = 
     dict
         ``summarize``'s result and ``visits``, with ``rewarm`` and ``cells_landed``.
     """
-    saved = dict(os.environ)
     name = "rewarm" if rewarm else "no-rewarm"
-    with tempfile.TemporaryDirectory(prefix="fairprune-landed-") as tmp:
-        copy = scratch_store(results, models, Path(tmp))
-        try:
-            os.environ.update(FAIRPRUNE_RESULTS=str(copy["results"]),
-                              FAIRPRUNE_MODELS_DIR=str(copy["models"]),
-                              FAIRPRUNE_DATA_DIR=str(copy["data"]),
-                              FAIRPRUNE_REWARM_QUIET_S=str(LANDED_QUIET_S if rewarm else 0))  # fmt: skip
-            request = sweep_request(copy["results"], copy["models"])
-            with serve(ARTIFACTS / f"meeting-server-landed-{name}.log") as server:
-                cold(server, timeout=timeout, auto_rerun=auto_rerun)
-                with BackgroundSweep(
-                    request, ARTIFACTS / f"meeting-sweep-landed-{name}.log"
-                ) as sweep:
-                    sweep.wait_started(wait_s)
-                    end = time.perf_counter() + wait_s
-                    while not sweep.landed and sweep.running() and time.perf_counter() < end:
-                        time.sleep(0.2)
-                    landed = len(sweep.landed)
-                if not landed:
-                    raise RuntimeError(ERR_NO_CELL.format(seconds=wait_s, log=sweep.log))
-                time.sleep(LANDED_QUIET_S + LANDED_SETTLE_S)
-                visits = asyncio.run(_first_visits(server.url, timeout, auto_rerun))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    quiet = str(LANDED_QUIET_S if rewarm else 0)
+    with _scratch_server(results, models, f"meeting-server-landed-{name}", timeout=timeout,
+                         auto_rerun=auto_rerun, FAIRPRUNE_REWARM_QUIET_S=quiet) as (server, request, _):  # fmt: skip
+        with BackgroundSweep(request, ARTIFACTS / f"meeting-sweep-landed-{name}.log") as sweep:
+            sweep.wait_started(wait_s)
+            end = time.perf_counter() + wait_s
+            while not sweep.landed and sweep.running() and time.perf_counter() < end:
+                time.sleep(0.2)
+            landed = len(sweep.landed)
+        if not landed:
+            raise RuntimeError(ERR_NO_CELL.format(seconds=wait_s, log=sweep.log))
+        time.sleep(LANDED_QUIET_S + LANDED_SETTLE_S)
+        visits = asyncio.run(_first_visits(server.url, timeout, auto_rerun))
     return {"rewarm": rewarm, "cells_landed": landed, **summarize(visits),
             "visits": [asdict(v) for v in visits]}  # fmt: skip
 
